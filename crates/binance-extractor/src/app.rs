@@ -1,0 +1,326 @@
+//! Wiring: settings in, components built, the job run, an exit code out.
+
+use std::{sync::Arc, time::Duration};
+
+use binance_spec::time::format_rfc3339_ms;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    binance::{BinanceClient, ClientConfig, RetryPolicy, WeightBudget},
+    cli::LogFormat,
+    clock::Clock,
+    events::EventPublisher,
+    jobs::{extract::Extract, fill_gaps::FillGaps, gaps, sync::Sync},
+    pipeline::{self, Context, RunReport},
+    settings::{JobSettings, Settings},
+    store::Store,
+};
+
+/// What the process should exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything succeeded: 0.
+    Ok,
+    /// Some work failed (a symbol, the database): 1.
+    Failed,
+    /// Stopped by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM).
+    Signal(i32),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Signal(n) => 128 + n,
+        }
+    }
+}
+
+/// A stop request: the token is cancelled, and `signal` says which signal asked.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub token: CancellationToken,
+    signal: Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl Stop {
+    /// Asks the run to stop because of signal number `signal`.
+    pub fn request(&self, signal: i32) {
+        self.signal.store(signal, std::sync::atomic::Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    /// The signal that asked, if any.
+    pub fn signal(&self) -> Option<i32> {
+        match self.signal.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+}
+
+/// Runs the command of `settings` until done or stopped.
+pub async fn run(settings: Settings, stop: Stop) -> Exit {
+    let store = match Store::connect(&settings.database).await {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Exit::Failed;
+        }
+    };
+    tracing::debug!(database = %settings.database, "Store ready.");
+    let exit = match &settings.job {
+        JobSettings::Gaps { series, json } => {
+            match gaps::collect(&store, settings.market, series.interval, &series.symbols).await {
+                Ok(report) => {
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+                    } else {
+                        print!("{}", gaps::render_table(&report));
+                    }
+                    Exit::Ok
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    Exit::Failed
+                }
+            }
+        }
+        _ => run_job(&settings, store.clone(), &stop).await,
+    };
+    store.close().await;
+    exit
+}
+
+async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
+    let market = settings.market;
+    let budget = Arc::new(WeightBudget::new(
+        settings
+            .max_weight_per_minute
+            .unwrap_or(market.default_weight_limit()),
+        Duration::from_secs(60),
+        0.9,
+    ));
+    let config = ClientConfig {
+        base_url: settings.api_url.clone(),
+        market,
+        request_timeout: settings.request_timeout,
+        retry: RetryPolicy::default(),
+    };
+    let client = match BinanceClient::new(config, budget.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Exit::Failed;
+        }
+    };
+    let clock = anchor_clock(&client).await;
+    configure_budget(&client, &budget, settings.max_weight_per_minute).await;
+
+    let (series, workers, dry_run) = match &settings.job {
+        JobSettings::Extract { series, workers, .. } => (series, *workers, false),
+        JobSettings::Sync {
+            series,
+            workers,
+            dry_run,
+            ..
+        }
+        | JobSettings::FillGaps {
+            series,
+            workers,
+            dry_run,
+            ..
+        } => (series, *workers, *dry_run),
+        JobSettings::Gaps { .. } => unreachable!("handled by run"),
+    };
+    let events = Arc::new(if dry_run {
+        tracing::info!("Dry run: nothing will be written or published.");
+        EventPublisher::disabled(&settings.nats.subject_prefix)
+    } else {
+        EventPublisher::connect(&settings.nats).await
+    });
+    let ctx = Arc::new(Context {
+        client,
+        store,
+        clock,
+        market,
+        interval: series.interval,
+        cancel: stop.token.clone(),
+        dry_run,
+    });
+    tracing::info!(
+        job = settings.job.name(),
+        market = %market,
+        period = %series.interval,
+        symbols = series.symbols.len(),
+        workers,
+        api = %settings.api_url,
+        database = %settings.database,
+        "Run started."
+    );
+    let symbols = series.symbols.clone();
+    let report = match &settings.job {
+        JobSettings::Extract { range, .. } => {
+            let job = Arc::new(Extract { range: *range });
+            pipeline::run(ctx.clone(), job, symbols, workers, events.clone()).await
+        }
+        JobSettings::Sync { since, .. } => {
+            let job = Arc::new(Sync { since: *since });
+            pipeline::run(ctx.clone(), job, symbols, workers, events.clone()).await
+        }
+        JobSettings::FillGaps {
+            start, end, recheck, ..
+        } => {
+            let job = Arc::new(FillGaps {
+                start: *start,
+                end: *end,
+                recheck: *recheck,
+            });
+            pipeline::run(ctx.clone(), job, symbols, workers, events.clone()).await
+        }
+        JobSettings::Gaps { .. } => unreachable!("handled by run"),
+    };
+    if let Ok(events) = Arc::try_unwrap(events) {
+        events.close().await;
+    }
+    print_summary(settings, &report, &budget);
+    match stop.signal() {
+        Some(sig) => Exit::Signal(sig),
+        None if report.success() => Exit::Ok,
+        None => Exit::Failed,
+    }
+}
+
+/// Anchors "now" to Binance's clock, so a skewed local clock never makes a forming candle
+/// look closed. Falls back to the local clock (with a warning) if Binance cannot be asked.
+async fn anchor_clock(client: &BinanceClient) -> Clock {
+    match client.server_time().await {
+        Ok(server) => {
+            let skew = server - crate::clock::system_now_ms();
+            if skew.abs() > 1_000 {
+                tracing::warn!(
+                    skew_ms = skew,
+                    "The local clock differs from Binance's; using Binance's time."
+                );
+            }
+            Clock::anchored(server)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read Binance's server time; using the local clock.");
+            Clock::system()
+        }
+    }
+}
+
+/// Takes the weight limit Binance announces, unless the user set one.
+async fn configure_budget(client: &BinanceClient, budget: &WeightBudget, user_limit: Option<u32>) {
+    if let Some(limit) = user_limit {
+        budget.set_limit(limit, Duration::from_secs(60));
+        return;
+    }
+    match client.announced_weight_limit().await {
+        Ok(Some((limit, window))) => {
+            tracing::debug!(
+                limit,
+                window_secs = window.as_secs_f64(),
+                "Weight limit from exchangeInfo."
+            );
+            budget.set_limit(limit, window);
+        }
+        Ok(None) => tracing::warn!(
+            "exchangeInfo announces no request-weight limit; using Binance's published default."
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read exchangeInfo; using Binance's published weight limit.")
+        }
+    }
+}
+
+/// The run's summary: a table on stdout for people, one JSON object in JSON-log mode.
+fn print_summary(settings: &Settings, report: &RunReport, budget: &WeightBudget) {
+    let stats = budget.stats();
+    if settings.log.format == LogFormat::Json {
+        let symbols: Vec<serde_json::Value> = report
+            .symbols
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "symbol": s.symbol.as_str(),
+                    "success": s.success(),
+                    "records_fetched": s.metrics.records_fetched,
+                    "records_written": s.metrics.records_written,
+                    "gaps_found": s.metrics.gaps_found,
+                    "gaps_filled": s.metrics.gaps_filled,
+                    "duration_seconds": s.metrics.duration_seconds,
+                    "errors": s.errors,
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "summary": settings.job.name(),
+            "market": settings.market.as_str(),
+            "period": settings.job.series().interval.as_str(),
+            "success": report.success(),
+            "interrupted": report.interrupted,
+            "duration_seconds": crate::events::message::seconds(report.duration),
+            "requests": stats.requests,
+            "weight_spent": stats.weight_spent,
+            "symbols": symbols,
+        });
+        println!("{summary}");
+        return;
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<14} {:>10} {:>10} {:>6} {:>6} {:>9}  {}\n",
+        "SYMBOL", "FETCHED", "WRITTEN", "HOLES", "FILLED", "SECONDS", "RESULT"
+    ));
+    for s in &report.symbols {
+        let m = &s.metrics;
+        let result = if s.success() {
+            "ok".to_string()
+        } else {
+            format!("FAILED: {}", s.errors.join("; "))
+        };
+        out.push_str(&format!(
+            "{:<14} {:>10} {:>10} {:>6} {:>6} {:>9.3}  {}\n",
+            s.symbol.as_str(),
+            m.records_fetched,
+            m.records_written,
+            m.gaps_found,
+            m.gaps_filled,
+            m.duration_seconds,
+            result
+        ));
+    }
+    let failed = report.symbols.iter().filter(|s| !s.success()).count();
+    out.push_str(&format!(
+        "{} {} {}: {} symbol(s), {} failed, {:.1}s, {} requests, weight {}{}; finished {}\n",
+        settings.job.name(),
+        settings.market,
+        settings.job.series().interval,
+        report.symbols.len(),
+        failed,
+        report.duration.as_secs_f64(),
+        stats.requests,
+        stats.weight_spent,
+        if settings.job_is_dry_run() {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        },
+        format_rfc3339_ms(crate::clock::system_now_ms()),
+    ));
+    print!("{out}");
+}
+
+impl Settings {
+    fn job_is_dry_run(&self) -> bool {
+        matches!(
+            self.job,
+            JobSettings::Sync { dry_run: true, .. } | JobSettings::FillGaps { dry_run: true, .. }
+        )
+    }
+}

@@ -1,0 +1,39 @@
+//! Logs: structured fields first, then a short message; text for people, one JSON object per
+//! line for collectors. Logs go to stderr; stdout carries only the command's output (the run
+//! summary, the `gaps` report).
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::cli::LogFormat;
+
+/// Installs the global subscriber. `filter` is a tracing filter such as `info` or
+/// `debug,sqlx=warn`; an invalid one falls back to `info` with a warning.
+pub fn init(format: LogFormat, filter: &str) {
+    let (env_filter, bad) = match EnvFilter::try_new(filter) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
+    };
+    // sqlx logs every statement at info; that is debug for us.
+    let env_filter = env_filter
+        .add_directive("sqlx=warn".parse().expect("valid directive"))
+        .add_directive("async_nats=warn".parse().expect("valid directive"));
+    let registry = tracing_subscriber::registry().with(env_filter);
+    match format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    if let Some(e) = bad {
+        tracing::warn!("Ignoring LOG_LEVEL '{filter}': {e}; logging at info.");
+    }
+}

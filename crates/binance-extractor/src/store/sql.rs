@@ -1,0 +1,438 @@
+//! The SQL the three backends share: statement text written once and rendered per dialect,
+//! and the queries whose logic is the same everywhere (reads, the hole query, the ledger).
+//!
+//! Statements are written in SQLite's spelling — `?` parameters, `"interval"` quoted — and
+//! [`Dialect::render`] turns them into PostgreSQL's `$1, $2, …` or MySQL's backticks. Only
+//! what really differs is spelled per dialect: reading an exact decimal back as text, and the
+//! ledger's upsert clause. The bulk write paths are each backend's own (COPY, multi-row
+//! INSERT, prepared statements) and live in their files.
+
+use std::{fmt::Write as _, sync::Arc};
+
+use binance_spec::{Decimal, Kline};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+use super::{GapOutcome, GapState, LedgerEntry, StoreError, outcome_columns};
+use crate::series::{SeriesKey, TimeRange};
+
+/// The columns of `klines` that hold a candle's values (everything but the key), in table
+/// order. Every write path lists them in this order.
+pub(crate) const VALUE_COLUMNS: [&str; 10] = [
+    "close_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+];
+
+/// The decimal columns among [`VALUE_COLUMNS`].
+const DECIMAL_COLUMNS: [&str; 8] = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+];
+
+/// Every column of `klines` in table order: the key, then [`VALUE_COLUMNS`].
+pub(crate) fn kline_columns(dialect: Dialect) -> String {
+    dialect.render(&format!("market, symbol, \"interval\", open_time, {}", VALUE_COLUMNS.join(", ")))
+}
+
+/// The `ON CONFLICT` clause of a klines upsert (SQLite and PostgreSQL): a corrected candle
+/// replaces the stored one; an identical one is left alone, so it is not counted in
+/// `rows_affected`. (The value columns are NOT NULL, so `<>` on the row is "differs".)
+pub(crate) fn kline_conflict_clause(dialect: Dialect) -> String {
+    let set: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let stored: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("klines.{c}")).collect();
+    let new: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("excluded.{c}")).collect();
+    dialect.render(&format!(
+        " ON CONFLICT (market, symbol, \"interval\", open_time) DO UPDATE SET {} WHERE ({}) <> ({})",
+        set.join(", "),
+        stored.join(", "),
+        new.join(", ")
+    ))
+}
+
+/// How one engine spells the shared statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    /// Rewrites a statement written in SQLite's spelling for this engine: `?` becomes `$n` on
+    /// PostgreSQL, and the reserved word `"interval"` is backticked on MySQL. (The shared
+    /// statements hold no `?` or `"` inside string literals.)
+    pub(crate) fn render(self, template: &str) -> String {
+        match self {
+            Dialect::Sqlite => template.to_string(),
+            Dialect::MySql => template.replace("\"interval\"", "`interval`"),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(template.len() + 16);
+                let mut n = 0;
+                for c in template.chars() {
+                    if c == '?' {
+                        n += 1;
+                        let _ = write!(out, "${n}");
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// A select-list expression reading the decimal column `column` back as its text.
+    fn decimal_as_text(self, column: &str) -> String {
+        match self {
+            // Stored as TEXT already.
+            Dialect::Sqlite => column.to_string(),
+            // `numeric::text` prints the stored scale: byte-exact.
+            Dialect::Postgres => format!("{column}::text"),
+            // sqlx reads DECIMAL only as a number; CHAR gives the exact digits.
+            Dialect::MySql => format!("CAST({column} AS CHAR)"),
+        }
+    }
+
+    /// The ledger's `ON CONFLICT` clause: a hole seen again never downgrades
+    /// `exchange_empty`; attempts and rows filled accumulate.
+    fn ledger_upsert_clause(self) -> &'static str {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => {
+                " ON CONFLICT (market, symbol, \"interval\", gap_start, gap_end) DO UPDATE SET \
+                 state = CASE WHEN excluded.attempts = 0 AND gap_ledger.state = 'exchange_empty' \
+                              THEN gap_ledger.state ELSE excluded.state END, \
+                 last_attempt = COALESCE(excluded.last_attempt, gap_ledger.last_attempt), \
+                 attempts = gap_ledger.attempts + excluded.attempts, \
+                 rows_filled = gap_ledger.rows_filled + excluded.rows_filled"
+            }
+            // Assignments run left to right and see the columns already assigned, so `state`
+            // goes first and reads only the old row and the new values.
+            Dialect::MySql => {
+                " ON DUPLICATE KEY UPDATE \
+                 state = IF(VALUES(attempts) = 0 AND state = 'exchange_empty', state, VALUES(state)), \
+                 last_attempt = COALESCE(VALUES(last_attempt), last_attempt), \
+                 attempts = attempts + VALUES(attempts), \
+                 rows_filled = rows_filled + VALUES(rows_filled)"
+            }
+        }
+    }
+}
+
+/// `WHERE` condition selecting one series; binds market, symbol, interval.
+const SERIES: &str = "market = ? AND symbol = ? AND \"interval\" = ?";
+
+/// The shared statements, rendered once per dialect (each backend keeps them in a static).
+#[derive(Debug)]
+pub(crate) struct Statements {
+    newest: String,
+    oldest: String,
+    count: String,
+    holes: String,
+    klines: String,
+    ledger: String,
+    record_gap: String,
+}
+
+impl Statements {
+    pub(crate) fn new(dialect: Dialect) -> Statements {
+        let columns: Vec<String> = ["open_time"]
+            .iter()
+            .chain(VALUE_COLUMNS.iter())
+            .map(|c| {
+                if DECIMAL_COLUMNS.contains(c) {
+                    dialect.decimal_as_text(c)
+                } else {
+                    (*c).to_string()
+                }
+            })
+            .collect();
+        let r = |sql: String| dialect.render(&sql);
+        Statements {
+            newest: r(format!("SELECT MAX(open_time) FROM klines WHERE {SERIES}")),
+            oldest: r(format!("SELECT MIN(open_time) FROM klines WHERE {SERIES}")),
+            count: r(format!("SELECT COUNT(*) FROM klines WHERE {SERIES}")),
+            // A hole is a step between consecutive stored open times longer than one
+            // interval: LEAD over the primary key, the database walks its index once.
+            holes: r(format!(
+                "SELECT open_time, next_open FROM ( \
+                     SELECT open_time, LEAD(open_time) OVER (ORDER BY open_time) AS next_open \
+                     FROM klines WHERE {SERIES} AND open_time >= ? AND open_time < ? \
+                 ) AS steps WHERE next_open - open_time > ? ORDER BY open_time"
+            )),
+            klines: r(format!(
+                "SELECT {} FROM klines WHERE {SERIES} AND open_time >= ? AND open_time < ? ORDER BY open_time",
+                columns.join(", ")
+            )),
+            ledger: r(format!(
+                "SELECT gap_start, gap_end, state, first_seen, last_attempt, attempts, rows_filled \
+                 FROM gap_ledger WHERE {SERIES} ORDER BY gap_start, gap_end"
+            )),
+            record_gap: r(format!(
+                "INSERT INTO gap_ledger (market, symbol, \"interval\", gap_start, gap_end, state, first_seen, \
+                 last_attempt, attempts, rows_filled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
+                dialect.ledger_upsert_clause()
+            )),
+        }
+    }
+}
+
+/// Appends the value columns of `k` ([`VALUE_COLUMNS`] order) as text separated by `sep`:
+/// the body of a COPY line or of a VALUES tuple. Decimals print exactly, with their scale.
+pub(crate) fn push_values(out: &mut String, k: &Kline, sep: char) {
+    let _ = write!(
+        out,
+        "{close_time}{sep}{open}{sep}{high}{sep}{low}{sep}{close}{sep}{volume}{sep}{quote_volume}{sep}\
+         {trades}{sep}{taker_base}{sep}{taker_quote}",
+        close_time = k.close_time,
+        open = k.open,
+        high = k.high,
+        low = k.low,
+        close = k.close,
+        volume = k.volume,
+        quote_volume = k.quote_volume,
+        trades = k.trades,
+        taker_base = k.taker_buy_base_volume,
+        taker_quote = k.taker_buy_quote_volume,
+    );
+}
+
+/// A pool plus the shared statements: the reads, the hole query and the ledger, identical on
+/// every backend but for the SQL spelling.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedQueries<DB: Database> {
+    pub(crate) pool: Pool<DB>,
+    /// "database 'x' on host:port", for errors.
+    pub(crate) target: Arc<str>,
+    sql: &'static Statements,
+}
+
+impl<DB> SharedQueries<DB>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    pub(crate) fn new(pool: Pool<DB>, target: &str, sql: &'static Statements) -> Self {
+        SharedQueries {
+            pool,
+            target: Arc::from(target),
+            sql,
+        }
+    }
+
+    /// The error for a failed `operation`.
+    pub(crate) fn fail(&self, operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        move |e| StoreError::query(&self.target, operation, e)
+    }
+
+    pub(crate) async fn newest_open_time(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        self.series_scalar(&self.sql.newest, key, "reading the newest candle").await
+    }
+
+    pub(crate) async fn oldest_open_time(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        self.series_scalar(&self.sql.oldest, key, "reading the oldest candle").await
+    }
+
+    pub(crate) async fn count(&self, key: &SeriesKey) -> Result<u64, StoreError> {
+        let n = self.series_scalar(&self.sql.count, key, "counting klines").await?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn series_scalar(
+        &self,
+        sql: &'static str,
+        key: &SeriesKey,
+        operation: &'static str,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar::<DB, Option<i64>>(sql)
+            .bind(key.market.as_str())
+            .bind(key.symbol.as_str())
+            .bind(key.interval.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.fail(operation))
+    }
+
+    pub(crate) async fn holes(&self, key: &SeriesKey, within: TimeRange) -> Result<Vec<TimeRange>, StoreError> {
+        let rows = sqlx::query::<DB>(self.sql.holes.as_str())
+            .bind(key.market.as_str())
+            .bind(key.symbol.as_str())
+            .bind(key.interval.as_str())
+            .bind(within.start)
+            .bind(within.end)
+            .bind(key.interval.max_step_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail("finding holes"))?;
+        rows.iter()
+            .map(|r| Ok(TimeRange::new(self.get::<i64>(r, 0)? + 1, self.get(r, 1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn klines(&self, key: &SeriesKey, range: TimeRange) -> Result<Vec<Kline>, StoreError> {
+        let rows = sqlx::query::<DB>(self.sql.klines.as_str())
+            .bind(key.market.as_str())
+            .bind(key.symbol.as_str())
+            .bind(key.interval.as_str())
+            .bind(range.start)
+            .bind(range.end)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail("reading klines"))?;
+        rows.iter().map(|r| self.kline(r)).collect()
+    }
+
+    /// A row of the `klines` statement: open_time, then [`VALUE_COLUMNS`].
+    fn kline(&self, r: &DB::Row) -> Result<Kline, StoreError> {
+        let dec = |i: usize| -> Result<Decimal, StoreError> {
+            let text: String = self.get(r, i)?;
+            Decimal::from_str_exact(&text).map_err(|e| self.corrupt("klines", format!("'{text}': {e}")))
+        };
+        Ok(Kline {
+            open_time: self.get(r, 0)?,
+            close_time: self.get(r, 1)?,
+            open: dec(2)?,
+            high: dec(3)?,
+            low: dec(4)?,
+            close: dec(5)?,
+            volume: dec(6)?,
+            quote_volume: dec(7)?,
+            trades: u64::try_from(self.get::<i64>(r, 8)?).map_err(|e| self.corrupt("klines.trades", e.to_string()))?,
+            taker_buy_base_volume: dec(9)?,
+            taker_buy_quote_volume: dec(10)?,
+            ignore: Decimal::ZERO,
+        })
+    }
+
+    pub(crate) async fn ledger(&self, key: &SeriesKey) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query::<DB>(self.sql.ledger.as_str())
+            .bind(key.market.as_str())
+            .bind(key.symbol.as_str())
+            .bind(key.interval.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail("reading the gap ledger"))?;
+        rows.iter()
+            .map(|r| {
+                let state: String = self.get(r, 2)?;
+                Ok(LedgerEntry {
+                    range: TimeRange::new(self.get(r, 0)?, self.get(r, 1)?),
+                    state: GapState::parse(&state).ok_or_else(|| self.corrupt("gap_ledger.state", state.clone()))?,
+                    first_seen: self.get(r, 3)?,
+                    last_attempt: self.get(r, 4)?,
+                    attempts: u32::try_from(self.get::<i64>(r, 5)?).unwrap_or(u32::MAX),
+                    rows_filled: u64::try_from(self.get::<i64>(r, 6)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn record_gap(
+        &self,
+        key: &SeriesKey,
+        range: TimeRange,
+        outcome: GapOutcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (state, attempts, rows) = outcome_columns(outcome);
+        sqlx::query::<DB>(self.sql.record_gap.as_str())
+            .bind(key.market.as_str())
+            .bind(key.symbol.as_str())
+            .bind(key.interval.as_str())
+            .bind(range.start)
+            .bind(range.end)
+            .bind(state.as_str())
+            .bind(now_ms)
+            .bind((attempts > 0).then_some(now_ms))
+            .bind(i64::from(attempts))
+            .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("recording a gap"))?;
+        Ok(())
+    }
+
+    /// Column `i` of `r`, or a [`StoreError::Corrupt`] naming it.
+    fn get<T>(&self, r: &DB::Row, i: usize) -> Result<T, StoreError>
+    where
+        T: for<'r> Decode<'r, DB> + Type<DB>,
+    {
+        r.try_get(i).map_err(|e| self.corrupt("a column", e.to_string()))
+    }
+
+    fn corrupt(&self, what: &'static str, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            target: self.target.to_string(),
+            what,
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_spelled_per_dialect() {
+        let template = "SELECT a FROM klines WHERE market = ? AND \"interval\" = ? AND open_time < ?";
+        assert_eq!(Dialect::Sqlite.render(template), template);
+        assert_eq!(
+            Dialect::Postgres.render(template),
+            "SELECT a FROM klines WHERE market = $1 AND \"interval\" = $2 AND open_time < $3"
+        );
+        assert_eq!(
+            Dialect::MySql.render(template),
+            "SELECT a FROM klines WHERE market = ? AND `interval` = ? AND open_time < ?"
+        );
+        let pg = Statements::new(Dialect::Postgres);
+        assert!(pg.klines.contains("open::text") && pg.klines.contains("$5"), "{}", pg.klines);
+        assert!(pg.record_gap.contains("$10") && pg.record_gap.contains("ON CONFLICT"));
+        let my = Statements::new(Dialect::MySql);
+        assert!(my.klines.contains("CAST(open AS CHAR)") && !my.klines.contains('"'), "{}", my.klines);
+        assert!(my.record_gap.contains("ON DUPLICATE KEY UPDATE") && !my.record_gap.contains('"'));
+    }
+
+    #[test]
+    fn values_print_exactly_in_table_order() {
+        let d = |s: &str| Decimal::from_str_exact(s).unwrap();
+        let k = Kline {
+            open_time: 1_681_516_800_000,
+            open: d("30453.00"),
+            high: d("30455.00"),
+            low: d("30446.40"),
+            close: d("30452.40"),
+            volume: d("174.120"),
+            close_time: 1_681_516_859_999,
+            quote_volume: d("5301913.57520"),
+            trades: 1884,
+            taker_buy_base_volume: d("83.714"),
+            taker_buy_quote_volume: d("2549037.25020"),
+            ignore: Decimal::ZERO,
+        };
+        let mut out = String::new();
+        push_values(&mut out, &k, '\t');
+        assert_eq!(
+            out,
+            "1681516859999\t30453.00\t30455.00\t30446.40\t30452.40\t174.120\t5301913.57520\t1884\t83.714\t2549037.25020"
+        );
+    }
+}
