@@ -13,9 +13,10 @@ pub fn init(format: LogFormat, filter: &str) {
         Ok(f) => (f, None),
         Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
     };
-    // sqlx logs every statement at info; that is debug for us.
+    // sqlx logs every statement at info and slow ones (with their full SQL) at warn: neither
+    // is news for an operator. Its errors reach the log through our own error messages.
     let env_filter = env_filter
-        .add_directive("sqlx=warn".parse().expect("valid directive"))
+        .add_directive("sqlx=error".parse().expect("valid directive"))
         .add_directive("async_nats=warn".parse().expect("valid directive"));
     let registry = tracing_subscriber::registry().with(env_filter);
     match format {

@@ -138,6 +138,9 @@ impl Outage {
     }
 }
 
+/// What `exchangeInfo` announces when weight is not enforced.
+pub const UNLIMITED_REPORTED: u32 = 1_000_000_000;
+
 /// The request-weight budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightLimit {
@@ -160,10 +163,10 @@ impl WeightLimit {
         }
     }
 
-    /// The limit `exchangeInfo` reports (Binance's default when unlimited).
+    /// The limit `exchangeInfo` reports. When unlimited, a limit no client will reach, so that
+    /// well-behaved clients do not throttle themselves against a server that never refuses.
     pub fn reported(self, market: Market) -> u32 {
-        self.enforced(market)
-            .unwrap_or(market.default_weight_limit())
+        self.enforced(market).unwrap_or(UNLIMITED_REPORTED)
     }
 }
 
@@ -198,9 +201,6 @@ impl Default for FaultConfig {
 impl FaultConfig {
     /// Whether any fault can happen.
     pub fn any(&self) -> bool {
-        self.fail_rate > 0.0
-            || self.reset_rate > 0.0
-            || self.truncate_rate > 0.0
-            || self.slow_rate > 0.0
+        self.fail_rate > 0.0 || self.reset_rate > 0.0 || self.truncate_rate > 0.0 || self.slow_rate > 0.0
     }
 }

@@ -90,8 +90,10 @@ async fn produce(
         }
         // Ask for one more row than the grid predicts: a page that comes back short then
         // proves the range is covered, with no extra request, even if rows are off-grid.
+        // No candle can open in what is left of the range (any hole longer than one
+        // interval contains a grid point, so this never skips one).
         let wanted = key.interval.count_opens(cursor, range.end);
-        if wanted == 0 && previous.is_some() {
+        if wanted == 0 {
             break;
         }
         let limit = ctx.market.page_limit(wanted.saturating_add(1));

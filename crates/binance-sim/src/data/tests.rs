@@ -55,8 +55,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("binance-sim-{name}-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("binance-sim-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -174,13 +173,7 @@ fn selection_follows_binance_rules() {
             grid("2020-01-01", HOUR, 2),
         ),
         ("end before listing", None, Some("2019-06-01"), 10, vec![]),
-        (
-            "start after now",
-            Some("2024-01-10T11:00:00Z"),
-            None,
-            10,
-            vec![],
-        ),
+        ("start after now", Some("2024-01-10T11:00:00Z"), None, 10, vec![]),
     ];
     for (name, start, end, limit, want) in cases {
         let got = d.page(
@@ -287,9 +280,7 @@ fn fast_json_is_byte_for_byte_kline_write_json() {
                     end: None,
                     limit: 1000,
                 };
-                let rows = d
-                    .rows(market, symbol, interval, selection, d.now_ms())
-                    .unwrap();
+                let rows = d.rows(market, symbol, interval, selection, d.now_ms()).unwrap();
                 let mut fast = Vec::new();
                 rows.write_json_array(&mut fast);
                 let klines = rows.to_klines();
@@ -460,10 +451,7 @@ fn listings_and_outages_remove_candles() {
         t("2021-12-31"),
         t("2022-01-04"),
     );
-    assert_eq!(
-        opens(&eth),
-        ["2021-12-31", "2022-01-03", "2022-01-04"].map(t)
-    );
+    assert_eq!(opens(&eth), ["2021-12-31", "2022-01-03", "2022-01-04"].map(t));
     let btc = d.klines(
         Market::Spot,
         "BTCUSDT",
@@ -544,10 +532,7 @@ fn replays_the_real_spot_archive_verbatim() {
         ]
     );
     // The zero-volume candle cut short at the halt.
-    let halted = rows
-        .iter()
-        .find(|k| k.open_time == 1_613_012_400_000)
-        .unwrap();
+    let halted = rows.iter().find(|k| k.open_time == 1_613_012_400_000).unwrap();
     assert_eq!(halted.close_time, 1_613_014_854_773);
     assert!(halted.volume.is_zero() && halted.trades == 0 && halted.open == halted.close);
     assert_eq!(
@@ -565,10 +550,7 @@ fn replays_the_real_spot_archive_verbatim() {
         .unwrap();
     let mut body = Vec::new();
     served.write_json_array(&mut body);
-    assert_eq!(
-        String::from_utf8(body).unwrap(),
-        json(&rows[rows.len() - 1000..])
-    );
+    assert_eq!(String::from_utf8(body).unwrap(), json(&rows[rows.len() - 1000..]));
 }
 
 #[test]
@@ -646,15 +628,14 @@ fn replayed_rows_respect_the_sim_clock() {
 fn replays_zipped_files() {
     let dir = TempDir::new("zip");
     let csv =
-        std::fs::read(testdata().join("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2021-01.csv"))
-            .unwrap();
+        std::fs::read(testdata().join("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2021-01.csv")).unwrap();
     let zip_path = dir
         .0
         .join("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2021-01.zip");
     std::fs::create_dir_all(zip_path.parent().unwrap()).unwrap();
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     zip.start_file("BTCUSDT-1h-2021-01.csv", options).unwrap();
     zip.write_all(&csv).unwrap();
     zip.finish().unwrap();
@@ -672,13 +653,7 @@ fn replays_zipped_files() {
     );
     let rows = zipped.klines(Market::Spot, "BTCUSDT", Interval::H1, 0, i64::MAX);
     assert_eq!(rows.len(), 744);
-    let plain = replay("2024-01-01").klines(
-        Market::Spot,
-        "BTCUSDT",
-        Interval::H1,
-        0,
-        t("2021-02-01") - 1,
-    );
+    let plain = replay("2024-01-01").klines(Market::Spot, "BTCUSDT", Interval::H1, 0, t("2021-02-01") - 1);
     assert_eq!(rows, plain);
     assert!(!zipped.symbol("BTCUSDT").unwrap().is_replayed(Market::UsdM));
 }

@@ -24,10 +24,7 @@ pub(crate) enum ApiError {
     #[error("Mandatory parameter '{0}' was not sent, was empty/null, or malformed.")]
     MissingParam(&'static str),
     #[error("Illegal characters found in parameter '{name}'; legal range is '{legal}'.")]
-    IllegalChars {
-        name: &'static str,
-        legal: &'static str,
-    },
+    IllegalChars { name: &'static str, legal: &'static str },
     #[error("Illegal characters found in a parameter.")]
     MalformedQuery,
     #[error("Invalid symbol.")]
@@ -53,10 +50,7 @@ pub(crate) enum ApiError {
     #[error(
         "Way too much request weight used; IP banned until {until_ms}. Please use WebSocket Streams for live updates to avoid bans."
     )]
-    Banned {
-        until_ms: i64,
-        retry_after_secs: u64,
-    },
+    Banned { until_ms: i64, retry_after_secs: u64 },
     #[error("Internal error; unable to process your request. Please try again.")]
     Internal,
 }
@@ -109,12 +103,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match *self {
-            ApiError::RateLimited {
-                retry_after_secs, ..
+            ApiError::RateLimited { retry_after_secs, .. } | ApiError::Banned { retry_after_secs, .. } => {
+                Some(retry_after_secs)
             }
-            | ApiError::Banned {
-                retry_after_secs, ..
-            } => Some(retry_after_secs),
             _ => None,
         }
     }
@@ -127,8 +118,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status(), [(header::CONTENT_TYPE, JSON)], self.body()).into_response();
+        let mut response = (self.status(), [(header::CONTENT_TYPE, JSON)], self.body()).into_response();
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
