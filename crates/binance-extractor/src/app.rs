@@ -12,6 +12,7 @@ use crate::{
     events::EventPublisher,
     jobs::{extract::Extract, fill_gaps::FillGaps, gaps, sync::Sync},
     pipeline::{self, Context, RunReport},
+    progress::Progress,
     settings::{JobSettings, Settings},
     store::Store,
 };
@@ -149,7 +150,13 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
         interval: series.interval,
         cancel: stop.token.clone(),
         dry_run,
+        progress: Progress::new(),
     });
+    let reporter = ctx.progress.spawn_reporter(
+        budget.clone(),
+        settings.progress_interval,
+        stop.token.child_token(),
+    );
     tracing::info!(
         job = settings.job.name(),
         market = %market,
@@ -184,6 +191,9 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
     };
     if let Ok(events) = Arc::try_unwrap(events) {
         events.close().await;
+    }
+    if let Some(reporter) = reporter {
+        reporter.abort();
     }
     print_summary(settings, &report, &budget);
     match stop.signal() {

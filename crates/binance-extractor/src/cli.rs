@@ -61,6 +61,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// Seconds between progress lines when no terminal shows progress bars (0: none)
+    #[arg(long, env = "PROGRESS_INTERVAL_SECS", default_value_t = 30, global = true)]
+    pub progress_interval_secs: u64,
+
     /// Log level (error, warn, info, debug, trace) or a filter like info,sqlx=warn [default: RUST_LOG, else info]
     #[arg(long, env = "LOG_LEVEL", global = true)]
     pub log_level: Option<String>,

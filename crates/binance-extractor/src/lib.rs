@@ -39,6 +39,7 @@ pub mod events;
 pub mod jobs;
 pub mod logging;
 pub mod pipeline;
+pub mod progress;
 pub mod series;
 pub mod settings;
 pub mod store;

@@ -4,7 +4,7 @@
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::cli::LogFormat;
+use crate::{cli::LogFormat, progress};
 
 /// Installs the global subscriber. `filter` is a tracing filter such as `info` or
 /// `debug,sqlx=warn`; an invalid one falls back to `info` with a warning.
@@ -20,9 +20,13 @@ pub fn init(format: LogFormat, filter: &str) {
         .add_directive("async_nats=warn".parse().expect("valid directive"));
     let registry = tracing_subscriber::registry().with(env_filter);
     match format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
-            .init(),
+        LogFormat::Text => {
+            // On a terminal, progress bars are drawn below the log lines.
+            progress::init_bars();
+            registry
+                .with(fmt::layer().with_writer(progress::LogWriter).with_target(false))
+                .init()
+        }
         LogFormat::Json => registry
             .with(
                 fmt::layer()

@@ -26,6 +26,8 @@ pub struct Settings {
     /// Weight per minute to stay under, when set by the user.
     pub max_weight_per_minute: Option<u32>,
     pub request_timeout: Duration,
+    /// Between progress lines (zero: none).
+    pub progress_interval: Duration,
     pub nats: NatsSettings,
     pub log: LogSettings,
     pub job: JobSettings,
@@ -182,6 +184,7 @@ impl Settings {
             api_url,
             max_weight_per_minute: g.max_weight_per_minute,
             request_timeout: Duration::from_secs(g.request_timeout_secs),
+            progress_interval: Duration::from_secs(g.progress_interval_secs),
             nats: NatsSettings {
                 enabled: g.nats_enabled,
                 url: g.nats_url,

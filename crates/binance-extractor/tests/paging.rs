@@ -74,6 +74,7 @@ async fn context(sim: &SimHandle, db: &TempDb, market: Market, interval: Interva
         interval,
         cancel: CancellationToken::new(),
         dry_run: false,
+        progress: binance_extractor::progress::Progress::new(),
     }
 }
 

@@ -93,11 +93,16 @@ pub struct KlinesLogEntry {
     /// The fault injected, if any (`slow` only when it was the only one).
     #[serde(default)]
     pub fault: Option<FaultKind>,
+    /// When the answer was decided: milliseconds since the server started (monotonic, on
+    /// tokio's clock), so tests can see what a client sent during a pause or a ban.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// The live counters behind [`Stats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Recorder {
+    started: tokio::time::Instant,
     requests: AtomicU64,
     klines_requests: AtomicU64,
     rows_served: AtomicU64,
@@ -105,6 +110,21 @@ pub(crate) struct Recorder {
     banned: AtomicU64,
     faults: [AtomicU64; 4],
     log: Mutex<VecDeque<KlinesLogEntry>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            started: tokio::time::Instant::now(),
+            requests: AtomicU64::default(),
+            klines_requests: AtomicU64::default(),
+            rows_served: AtomicU64::default(),
+            rate_limited: AtomicU64::default(),
+            banned: AtomicU64::default(),
+            faults: Default::default(),
+            log: Mutex::default(),
+        }
+    }
 }
 
 impl Recorder {
@@ -130,8 +150,9 @@ impl Recorder {
     }
 
     /// Logs one klines request.
-    pub(crate) fn klines(&self, entry: KlinesLogEntry) {
+    pub(crate) fn klines(&self, mut entry: KlinesLogEntry) {
         self.klines_requests.fetch_add(1, Ordering::Relaxed);
+        entry.at_ms = self.started.elapsed().as_millis() as u64;
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if log.len() == KLINES_LOG_CAP {
             log.pop_front();
@@ -192,6 +213,7 @@ mod tests {
             rows,
             status: 200,
             fault: None,
+            at_ms: 0,
         }
     }
 
@@ -212,10 +234,9 @@ mod tests {
         let json = serde_json::to_value(entry(3)).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"market":"spot","symbol":"BTCUSDT","interval":"1h","startTime":1,"endTime":null,"limit":1000,"rows":3,"status":200,"fault":null})
+            serde_json::json!({"market":"spot","symbol":"BTCUSDT","interval":"1h","startTime":1,"endTime":null,"limit":1000,"rows":3,"status":200,"fault":null,"at_ms":0})
         );
-        let stats =
-            Recorder::default().snapshot(PerMarket { spot: 4, usdm: 5 }, PerMarket::default());
+        let stats = Recorder::default().snapshot(PerMarket { spot: 4, usdm: 5 }, PerMarket::default());
         let back: Stats = serde_json::from_str(&serde_json::to_string(&stats).unwrap()).unwrap();
         assert_eq!(back, stats);
     }

@@ -122,13 +122,17 @@ impl WeightBudget {
         }
     }
 
-    /// Holds every caller for `pause` (Binance's `Retry-After` on 429/418).
-    pub fn pause_for(&self, pause: Duration) {
+    /// Holds every caller for `pause` (Binance's `Retry-After` on 429/418). Returns whether
+    /// this extended the pause in force (so that only one caller reports it).
+    pub fn pause_for(&self, pause: Duration) -> bool {
         let mut s = self.lock();
         let until = Instant::now() + pause;
-        s.stats.pauses += 1;
         if s.paused_until.is_none_or(|p| p < until) {
+            s.stats.pauses += 1;
             s.paused_until = Some(until);
+            true
+        } else {
+            false
         }
     }
 

@@ -48,12 +48,27 @@ pub struct KlinesQuery<'a> {
     pub limit: u32,
 }
 
+/// Told when Binance makes every request wait: the wall-clock end of the pause (epoch ms)
+/// and the HTTP status (429 or 418). The process uses it to record a ban in the store, so
+/// that a process started during the ban waits instead of extending it.
+pub type PauseListener = Arc<dyn Fn(i64, u16) + Send + Sync>;
+
 /// A Binance REST client for one market.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BinanceClient {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     budget: Arc<WeightBudget>,
+    on_pause: Option<PauseListener>,
+}
+
+impl std::fmt::Debug for BinanceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinanceClient")
+            .field("config", &self.config)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BinanceClient {
@@ -71,7 +86,14 @@ impl BinanceClient {
             http,
             config: Arc::new(config),
             budget,
+            on_pause: None,
         })
+    }
+
+    /// Calls `listener` whenever Binance pauses every request (429/418).
+    pub fn with_pause_listener(mut self, listener: PauseListener) -> Self {
+        self.on_pause = Some(listener);
+        self
     }
 
     /// The market this client reads.
@@ -186,8 +208,10 @@ impl BinanceClient {
             match result {
                 Ok(v) => return Ok(v),
                 Err(err) => {
-                    if let Some(pause) = err.pause() {
-                        self.budget.pause_for(pause);
+                    if let (Some(pause), BinanceError::RateLimited { status, .. }) = (err.pause(), &err)
+                        && self.budget.pause_for(pause)
+                    {
+                        self.announce_pause(pause, *status);
                     }
                     match retrying.next_delay(&err) {
                         Some(delay) => {
@@ -203,6 +227,20 @@ impl BinanceClient {
                     }
                 }
             }
+        }
+    }
+
+    /// One log line (and the listener) for a pause Binance imposed on every request.
+    fn announce_pause(&self, pause: Duration, status: u16) {
+        let until = crate::clock::system_now_ms() + pause.as_millis() as i64;
+        let shown = binance_spec::time::format_rfc3339_ms(until);
+        if status == 418 {
+            tracing::warn!(status, until = %shown, "Binance banned this IP for exceeding the request weight limit: every request waits until {shown}.");
+        } else {
+            tracing::warn!(status, until = %shown, "Binance request weight limit reached: every request waits until {shown}.");
+        }
+        if let Some(listener) = &self.on_pause {
+            listener(until, status);
         }
     }
 

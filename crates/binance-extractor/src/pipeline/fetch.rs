@@ -54,6 +54,8 @@ pub async fn fetch_into_store(
     range: TimeRange,
     after: Option<i64>,
 ) -> FetchOutcome {
+    ctx.progress
+        .expect(&key.symbol, key.interval.count_opens(range.start, range.end));
     let (tx, rx) = mpsc::channel::<Vec<Kline>>(PAGES_IN_FLIGHT);
     let (fetched, written) = tokio::join!(produce(ctx, key, range, tx), consume(ctx, key, rx, after));
     let (mut outcome, fetch_result) = fetched;
@@ -172,6 +174,7 @@ async fn consume(
             previous = Some(k.open_time);
         }
         out.fetched += page.len() as u64;
+        ctx.progress.advance(&key.symbol, page.len() as u64);
         out.first_open = out.first_open.or(page.first().map(|k| k.open_time));
         out.last_open = page.last().map(|k| k.open_time).or(out.last_open);
         batch.extend_from_slice(&page);

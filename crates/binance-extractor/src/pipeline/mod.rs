@@ -12,7 +12,14 @@ pub mod runner;
 use binance_spec::{Interval, Market};
 use tokio_util::sync::CancellationToken;
 
-use crate::{binance::BinanceClient, binance::BinanceError, clock::Clock, store::Store, store::StoreError};
+use std::sync::Arc;
+
+use crate::{
+    binance::{BinanceClient, BinanceError},
+    clock::Clock,
+    progress::Progress,
+    store::{Store, StoreError},
+};
 
 pub use fetch::{FetchOutcome, fetch_into_store};
 pub use runner::{RunReport, SymbolJob, SymbolOutcome, run};
@@ -34,6 +41,8 @@ pub struct Context {
     pub cancel: CancellationToken,
     /// Fetch and report, but write and publish nothing.
     pub dry_run: bool,
+    /// Rows fetched against rows expected, for people watching.
+    pub progress: Arc<Progress>,
 }
 
 impl Context {

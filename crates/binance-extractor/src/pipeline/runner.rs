@@ -91,6 +91,7 @@ pub async fn run<J: SymbolJob>(
             } else {
                 job.run_symbol(ctx.clone(), symbol.clone()).await
             };
+            ctx.progress.finish(&symbol);
             let summary = SymbolSummary {
                 symbol,
                 metrics: SymbolMetrics {

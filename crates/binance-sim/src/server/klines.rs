@@ -25,9 +25,7 @@ use axum::{
 };
 use binance_spec::{Interval, Market};
 
-use super::{
-    AppState, ClientIp, conn::AbortConnection, errors::ApiError, errors::JSON, with_weight,
-};
+use super::{AppState, ClientIp, conn::AbortConnection, errors::ApiError, errors::JSON, with_weight};
 use crate::{
     data::Selection,
     faults::{self, FaultKind},
@@ -55,8 +53,8 @@ struct RawParams {
 
 impl RawParams {
     fn from_uri(uri: &Uri) -> Result<Self, ApiError> {
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-            .map_err(|_| ApiError::MalformedQuery)?;
+        let Query(pairs) =
+            Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|_| ApiError::MalformedQuery)?;
         let mut raw = RawParams::default();
         for (key, value) in pairs {
             let slot = match key.as_str() {
@@ -86,6 +84,7 @@ impl RawParams {
             rows: 0,
             status: 0,
             fault: None,
+            at_ms: 0,
         }
     }
 }
@@ -103,14 +102,10 @@ const SYMBOL_CHARS: &str = "^[A-Z0-9-_.]{1,20}$";
 
 fn number(name: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(value) = value else { return Ok(None) };
-    let digits =
-        !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit());
+    let digits = !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit());
     match value.parse::<i64>() {
         Ok(n) if digits => Ok(Some(n)),
-        _ => Err(ApiError::IllegalChars {
-            name,
-            legal: DIGITS,
-        }),
+        _ => Err(ApiError::IllegalChars { name, legal: DIGITS }),
     }
 }
 
@@ -123,9 +118,9 @@ fn validate(
     let symbol = present(&raw.symbol).ok_or(ApiError::MissingParam("symbol"))?;
     let interval = present(&raw.interval).ok_or(ApiError::MissingParam("interval"))?;
     let symbol_ok = symbol.len() <= 20
-        && symbol.bytes().all(|b| {
-            b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        });
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
     if !symbol_ok {
         return Err(ApiError::IllegalChars {
             name: "symbol",
@@ -219,11 +214,7 @@ async fn klines(state: &AppState, ip: ClientIp, market: Market, uri: &Uri) -> Re
     match plan.exclusive {
         Some(FaultKind::Fail) => {
             let k = state.stats.fault(FaultKind::Fail);
-            return finish(
-                state,
-                log,
-                with_weight(failure(faults::fail_status(k)), used),
-            );
+            return finish(state, log, with_weight(failure(faults::fail_status(k)), used));
         }
         Some(FaultKind::Reset) => {
             state.stats.fault(FaultKind::Reset);
@@ -235,8 +226,7 @@ async fn klines(state: &AppState, ip: ClientIp, market: Market, uri: &Uri) -> Re
     }
 
     let now = dataset.now_ms();
-    let Some(rows) = dataset.rows(market, &query.symbol, query.interval, query.selection, now)
-    else {
+    let Some(rows) = dataset.rows(market, &query.symbol, query.interval, query.selection, now) else {
         return finish(
             state,
             log,

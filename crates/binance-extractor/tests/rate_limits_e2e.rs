@@ -1,0 +1,296 @@
+//! Never banned, never idle: the weight budget, retries and bans against the strict simulator.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use binance_sim::{Clock, FaultConfig, SimConfig, WeightLimit};
+use binance_spec::{Interval, Market};
+use common::*;
+
+const NOW: &str = "2024-03-01T00:00:30Z";
+
+fn symbols(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("SYM{i}USDT")).collect()
+}
+
+/// Weight a sync of `rows` 1m candles costs on USD-M with the tool's page sizes: full pages
+/// of 499 rows (weight 2), and a last page of the remainder plus one row.
+fn weight_of(rows: u64) -> u64 {
+    let full = rows / 499;
+    let rest = rows % 499;
+    let mut w = full * 2;
+    if rest > 0 {
+        w += u64::from(Market::UsdM.klines_weight((rest + 1).min(499) as u32));
+    }
+    w
+}
+
+/// 20 symbols under a small weight window: no 429 at all, and a wall time within 10 % of
+/// the minimum the budget allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_symbols_use_the_budget_without_a_single_429() {
+    let names = symbols(20);
+    let (limit, window) = (100u64, Duration::from_secs(1));
+    let sim = start_sim(SimConfig {
+        symbols: names.clone(),
+        clock: Clock::Fixed(t(NOW)),
+        weight_limit: WeightLimit::PerWindow(limit as u32),
+        weight_window: window,
+        ..SimConfig::default()
+    })
+    .await;
+    let db = TempDb::new();
+    let since = "2024-02-24T00:00:00Z";
+    let rows_per_symbol = (t("2024-03-01") - t(since)) as u64 / 60_000;
+    let mut cmd = extractor(&sim.base_url(), &db.url(), "binance.extraction");
+    cmd.env("NATS_ENABLED", "false").args([
+        "sync",
+        "--period",
+        "1m",
+        "--since",
+        since,
+        "--workers",
+        "8",
+        "--symbols",
+        &names.join(","),
+    ]);
+    let started = Instant::now();
+    let out = run(cmd).await;
+    let wall = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = sim.stats();
+    assert_eq!(stats.rate_limited_429, 0, "not one 429");
+    assert_eq!(stats.banned_418, 0);
+    assert!(
+        stats.max_weight_in_any_window.usdm <= limit,
+        "{:?}",
+        stats.max_weight_in_any_window
+    );
+    for name in &names {
+        let want = as_text(&served(
+            &sim,
+            Market::UsdM,
+            name,
+            Interval::M1,
+            t(since),
+            t("2024-03-01"),
+        ));
+        assert_eq!(want.len() as u64, rows_per_symbol);
+        assert_eq!(
+            stored_rows(&db.path(), Market::UsdM, name, Interval::M1).await,
+            want,
+            "{name}"
+        );
+    }
+    // The minimum: the budget (90 % of the limit) spent in full every window, from the first.
+    let allowance = limit * 9 / 10;
+    let total = weight_of(rows_per_symbol) * names.len() as u64 + 2; // + time and exchangeInfo
+    let windows = total.div_ceil(allowance);
+    let minimum = window * (windows as u32 - 1);
+    eprintln!("weight {total}, allowance {allowance}/window: minimum {minimum:?}, wall {wall:?}");
+    assert!(
+        wall.as_secs_f64() <= minimum.as_secs_f64() * 1.10 + 0.5,
+        "wall {wall:?} vs minimum {minimum:?} (process start and shutdown allowed 0.5 s)"
+    );
+    sim.shutdown().await;
+}
+
+/// 5 % server errors, connection resets and truncated bodies: the stored data is still
+/// exactly the simulator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_retried_and_the_data_stays_exact() {
+    let sim = start_sim(SimConfig {
+        clock: Clock::Fixed(t(NOW)),
+        weight_limit: WeightLimit::Unlimited,
+        seed: 7,
+        faults: FaultConfig {
+            fail_rate: 0.05,
+            reset_rate: 0.05,
+            truncate_rate: 0.05,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let db = TempDb::new();
+    let mut cmd = extractor(&sim.base_url(), &db.url(), "binance.extraction");
+    cmd.env("NATS_ENABLED", "false").args([
+        "sync",
+        "--period",
+        "5m",
+        "--since",
+        "2024-01-01",
+        "--symbols",
+        "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT",
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let faults = sim.stats().faults;
+    assert!(
+        faults.fail > 0 && faults.reset > 0 && faults.truncate > 0,
+        "{faults:?}"
+    );
+    for symbol in ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"] {
+        let want = as_text(&served(
+            &sim,
+            Market::UsdM,
+            symbol,
+            Interval::M5,
+            t("2024-01-01"),
+            t("2024-03-01"),
+        ));
+        assert_eq!(
+            stored_rows(&db.path(), Market::UsdM, symbol, Interval::M5).await,
+            want,
+            "{symbol}"
+        );
+    }
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+    sim.shutdown().await;
+}
+
+/// Spends weight from this test (same IP as the extractor) with exchangeInfo requests until
+/// the simulator answers 418; returns how long the ban lasts.
+async fn get_banned(base: &str) -> Duration {
+    let client = reqwest_lite::Client::new(base);
+    loop {
+        let (status, retry_after) = client.get("/fapi/v1/exchangeInfo").await;
+        if status == 418 {
+            return Duration::from_secs(retry_after.expect("418 carries Retry-After"));
+        }
+    }
+}
+
+/// A 418 ban during a run pauses every worker until it ends, then the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_pauses_every_worker_until_it_ends() {
+    let ban = Duration::from_secs(3);
+    let sim = start_sim(SimConfig {
+        clock: Clock::Fixed(t(NOW)),
+        weight_limit: WeightLimit::PerWindow(400),
+        weight_window: Duration::from_secs(1),
+        ban,
+        faults: FaultConfig {
+            slow_rate: 1.0,
+            slow: Duration::from_millis(40),
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let db = TempDb::new();
+    let mut cmd = extractor(&sim.base_url(), &db.url(), "binance.extraction");
+    cmd.env("NATS_ENABLED", "false").args([
+        "sync",
+        "--period",
+        "1m",
+        "--since",
+        "2024-02-25",
+        "--workers",
+        "4",
+        "--symbols",
+        "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT",
+    ]);
+    let child = cmd.spawn().unwrap();
+    // Let the run get going, then spend the IP's weight from here until Binance bans it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.stats().klines_requests < 8 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    get_banned(&sim.base_url()).await;
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("every request waits until"), "{stderr}");
+
+    let log = sim.stats().klines_log;
+    let first_refusal = log
+        .iter()
+        .find(|e| e.status == 418 || e.status == 429)
+        .expect("the run was refused");
+    let first_ban = log
+        .iter()
+        .find(|e| e.status == 418)
+        .expect("the run itself met the ban");
+    // Requests already in flight when the ban came may be refused too; after that, nothing
+    // until the ban is over.
+    let quiet_from = first_ban.at_ms + 200;
+    let quiet_to = first_ban.at_ms + ban.as_millis() as u64 - 200;
+    let during: Vec<_> = log
+        .iter()
+        .filter(|e| e.at_ms > quiet_from && e.at_ms < quiet_to)
+        .collect();
+    assert!(during.is_empty(), "klines requests during the ban: {during:#?}");
+    let refused = log.iter().filter(|e| e.status == 418 || e.status == 429).count();
+    assert!(
+        refused <= 8,
+        "at most a 429 and a 418 per worker in flight, got {refused} (first at {} ms)",
+        first_refusal.at_ms
+    );
+    for symbol in ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"] {
+        let want = as_text(&served(
+            &sim,
+            Market::UsdM,
+            symbol,
+            Interval::M1,
+            t("2024-02-25"),
+            t("2024-03-01"),
+        ));
+        assert_eq!(
+            stored_rows(&db.path(), Market::UsdM, symbol, Interval::M1).await,
+            want,
+            "{symbol}"
+        );
+    }
+    sim.shutdown().await;
+}
+
+/// A tiny HTTP/1.1 client for spending weight from the test (the product's client would
+/// respect the budget, which is the point of the product, not of this helper).
+mod reqwest_lite {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub struct Client {
+        addr: String,
+    }
+
+    impl Client {
+        pub fn new(base: &str) -> Self {
+            Client {
+                addr: base
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string(),
+            }
+        }
+
+        /// Status and Retry-After of a GET.
+        pub async fn get(&self, path: &str) -> (u16, Option<u64>) {
+            let mut s = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf);
+            let status = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let retry_after = text
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse().ok());
+            (status, retry_after)
+        }
+    }
+}
