@@ -63,6 +63,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 struct Entry {
     expected: u64,
     done: u64,
+    /// Open time of the newest closed candle received.
+    last_open: Option<i64>,
     bar: Option<ProgressBar>,
 }
 
@@ -71,6 +73,7 @@ struct Entry {
 pub struct Progress {
     symbols: Mutex<HashMap<Symbol, Entry>>,
     rows: AtomicU64,
+    written: AtomicU64,
     expected: AtomicU64,
 }
 
@@ -107,12 +110,13 @@ impl Progress {
         }
     }
 
-    /// `symbol` received `rows` rows.
-    pub fn advance(&self, symbol: &Symbol, rows: u64) {
+    /// `symbol` received `rows` rows, the newest opening at `last_open`.
+    pub fn advance(&self, symbol: &Symbol, rows: u64, last_open: Option<i64>) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         let mut symbols = self.lock();
         let entry = symbols.entry(symbol.clone()).or_default();
         entry.done += rows;
+        entry.last_open = entry.last_open.max(last_open);
         if let Some(bar) = &entry.bar {
             bar.set_length(entry.expected.max(entry.done));
             bar.set_position(entry.done);
@@ -126,6 +130,27 @@ impl Progress {
         {
             bar.finish_and_clear();
         }
+    }
+
+    /// `rows` rows were inserted or changed in the store.
+    pub fn wrote(&self, rows: u64) {
+        self.written.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Rows written to the store so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Open time of the newest candle received per symbol, sorted by symbol.
+    pub fn newest_candles(&self) -> Vec<(Symbol, i64)> {
+        let mut out: Vec<(Symbol, i64)> = self
+            .lock()
+            .iter()
+            .filter_map(|(s, e)| e.last_open.map(|t| (s.clone(), t)))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Rows received and rows expected, in all.
@@ -187,9 +212,11 @@ mod tests {
         let (a, b): (Symbol, Symbol) = ("BTCUSDT".parse().unwrap(), "ETHUSDT".parse().unwrap());
         p.expect(&a, 100);
         p.expect(&b, 50);
-        p.advance(&a, 60);
-        p.advance(&b, 50);
+        p.advance(&a, 60, Some(10));
+        p.advance(&b, 50, Some(20));
+        p.advance(&a, 1, Some(5));
         p.finish(&b);
-        assert_eq!(p.totals(), (110, 150));
+        assert_eq!(p.totals(), (111, 150));
+        assert_eq!(p.newest_candles(), [(a, 10), (b, 20)]);
     }
 }

@@ -39,7 +39,7 @@ fn sync_cmd(sim: &SimHandle, db: &TempDb, prefix: &str) -> tokio::process::Comma
 async fn assert_store_equals_sim(sim: &SimHandle, db: &TempDb) {
     for symbol in SYMBOLS.split(',') {
         let want = as_text(&served(
-            &sim,
+            sim,
             Market::UsdM,
             symbol,
             Interval::M15,

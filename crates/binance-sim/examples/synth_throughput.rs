@@ -69,9 +69,7 @@ async fn client(addr: std::net::SocketAddr, pages: usize, offset: usize) -> usiz
             assert!(n > 0, "server closed");
             filled += n;
             if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buf[..end])
-                    .unwrap()
-                    .to_ascii_lowercase();
+                let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
                 let length: usize = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))

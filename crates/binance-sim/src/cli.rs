@@ -64,20 +64,10 @@ pub struct Args {
     )]
     pub ban_secs: u64,
     /// Probability of a 5xx answer to a klines request (503 JSON, 502, 504 in turn).
-    #[arg(
-        long,
-        env = "BINANCE_SIM_FAIL_RATE",
-        value_name = "P",
-        default_value_t = 0.0
-    )]
+    #[arg(long, env = "BINANCE_SIM_FAIL_RATE", value_name = "P", default_value_t = 0.0)]
     pub fail_rate: f64,
     /// Probability of closing the connection without an answer.
-    #[arg(
-        long,
-        env = "BINANCE_SIM_RESET_RATE",
-        value_name = "P",
-        default_value_t = 0.0
-    )]
+    #[arg(long, env = "BINANCE_SIM_RESET_RATE", value_name = "P", default_value_t = 0.0)]
     pub reset_rate: f64,
     /// Probability of a 200 whose JSON body is cut in the middle.
     #[arg(
@@ -88,20 +78,10 @@ pub struct Args {
     )]
     pub truncate_rate: f64,
     /// Probability of answering only after --slow-ms.
-    #[arg(
-        long,
-        env = "BINANCE_SIM_SLOW_RATE",
-        value_name = "P",
-        default_value_t = 0.0
-    )]
+    #[arg(long, env = "BINANCE_SIM_SLOW_RATE", value_name = "P", default_value_t = 0.0)]
     pub slow_rate: f64,
     /// Delay of a slow answer, in milliseconds.
-    #[arg(
-        long,
-        env = "BINANCE_SIM_SLOW_MS",
-        value_name = "MS",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "BINANCE_SIM_SLOW_MS", value_name = "MS", default_value_t = 1000)]
     pub slow_ms: u64,
 }
 
@@ -185,17 +165,15 @@ impl Args {
 fn parse_outage(input: &str) -> Result<Outage, String> {
     let (symbol, range) = match input.split_once(':') {
         Some((head, rest))
-            if !head.contains('-')
-                && !head.is_empty()
-                && !head.bytes().all(|b| b.is_ascii_digit()) =>
+            if !head.contains('-') && !head.is_empty() && !head.bytes().all(|b| b.is_ascii_digit()) =>
         {
             (Some(head.trim().to_string()), rest)
         }
         _ => (None, input),
     };
-    let (start, end) = range
-        .split_once('/')
-        .ok_or("expected START/END or SYMBOL:START/END, like BTCUSDT:2021-02-11T04:00:00Z/2021-02-11T05:00:00Z")?;
+    let (start, end) = range.split_once('/').ok_or(
+        "expected START/END or SYMBOL:START/END, like BTCUSDT:2021-02-11T04:00:00Z/2021-02-11T05:00:00Z",
+    )?;
     let start_ms = parse_timestamp(start.trim()).map_err(|e| e.to_string())?;
     let end_ms = parse_timestamp(end.trim()).map_err(|e| e.to_string())?;
     Ok(Outage {
@@ -273,13 +251,7 @@ mod tests {
             (c.faults.reset_rate, c.faults.slow),
             (0.25, Duration::from_millis(50))
         );
-        let (_, c) = args(&[
-            "--weight-limit",
-            "100",
-            "--outage",
-            "1700000000000/1700003600000",
-        ])
-        .unwrap();
+        let (_, c) = args(&["--weight-limit", "100", "--outage", "1700000000000/1700003600000"]).unwrap();
         assert_eq!(c.weight_limit, WeightLimit::PerWindow(100));
         assert_eq!(c.outages[0].symbol, None);
     }
@@ -293,19 +265,10 @@ mod tests {
             ),
             (&["--listed", "BTCUSDT=soon"], "invalid date/time 'soon'"),
             (&["--outage", "2021-01-01"], "expected START/END"),
-            (
-                &["--outage", "2021-01-02/2021-01-01"],
-                "END must be after START",
-            ),
+            (&["--outage", "2021-01-02/2021-01-01"], "END must be after START"),
             (&["--weight-limit", "lots"], "--weight-limit 'lots'"),
-            (
-                &["--fail-rate", "1.5"],
-                "--fail-rate 1.5 is not a probability",
-            ),
-            (
-                &["--fail-rate", "0.6", "--reset-rate", "0.6"],
-                "more than 1",
-            ),
+            (&["--fail-rate", "1.5"], "--fail-rate 1.5 is not a probability"),
+            (&["--fail-rate", "0.6", "--reset-rate", "0.6"], "more than 1"),
         ];
         for (flags, want) in cases {
             let err = args(flags).unwrap_err().to_string();

@@ -85,20 +85,10 @@ mod tests {
         };
         let n = 20_000;
         let plans: Vec<FaultPlan> = (0..n).map(|i| plan(&config, 42, i)).collect();
-        let share = |f: &dyn Fn(&FaultPlan) -> bool| {
-            plans.iter().filter(|p| f(p)).count() as f64 / n as f64
-        };
+        let share = |f: &dyn Fn(&FaultPlan) -> bool| plans.iter().filter(|p| f(p)).count() as f64 / n as f64;
         let cases: [(&str, f64, f64); 4] = [
-            (
-                "fail",
-                share(&|p| p.exclusive == Some(FaultKind::Fail)),
-                0.1,
-            ),
-            (
-                "reset",
-                share(&|p| p.exclusive == Some(FaultKind::Reset)),
-                0.2,
-            ),
+            ("fail", share(&|p| p.exclusive == Some(FaultKind::Fail)), 0.1),
+            ("reset", share(&|p| p.exclusive == Some(FaultKind::Reset)), 0.2),
             (
                 "truncate",
                 share(&|p| p.exclusive == Some(FaultKind::Truncate)),
@@ -111,10 +101,7 @@ mod tests {
         }
         let again: Vec<FaultPlan> = (0..n).map(|i| plan(&config, 42, i)).collect();
         assert_eq!(plans, again);
-        assert_ne!(
-            plans,
-            (0..n).map(|i| plan(&config, 43, i)).collect::<Vec<_>>()
-        );
+        assert_ne!(plans, (0..n).map(|i| plan(&config, 43, i)).collect::<Vec<_>>());
     }
 
     #[test]
@@ -146,9 +133,6 @@ mod tests {
             truncate(&mut cut);
             assert_eq!(cut, want);
         }
-        assert_eq!(
-            (0..4).map(fail_status).collect::<Vec<_>>(),
-            [503, 502, 504, 503]
-        );
+        assert_eq!((0..4).map(fail_status).collect::<Vec<_>>(), [503, 502, 504, 503]);
     }
 }

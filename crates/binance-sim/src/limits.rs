@@ -79,12 +79,7 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    pub(crate) fn new(
-        limit: WeightLimit,
-        window: Duration,
-        ban: Duration,
-        origin: Instant,
-    ) -> Self {
+    pub(crate) fn new(limit: WeightLimit, window: Duration, ban: Duration, origin: Instant) -> Self {
         Self {
             limit,
             window: window.max(Duration::from_millis(1)),
@@ -205,12 +200,7 @@ mod tests {
     fn limiter(limit: WeightLimit) -> (Limiter, Instant) {
         let origin = Instant::now();
         (
-            Limiter::new(
-                limit,
-                Duration::from_secs(2),
-                Duration::from_secs(5),
-                origin,
-            ),
+            Limiter::new(limit, Duration::from_secs(2), Duration::from_secs(5), origin),
             origin,
         )
     }
@@ -272,9 +262,8 @@ mod tests {
     fn waiting_out_retry_after_is_not_punished() {
         let (l, t0) = limiter(WeightLimit::PerWindow(2));
         assert_eq!(l.admit(IP, Market::Spot, 2, t0 + ms(1_500), 0), Ok(2));
-        let Err(Refusal::RateLimited {
-            retry_after_secs, ..
-        }) = l.admit(IP, Market::Spot, 2, t0 + ms(1_500), 0)
+        let Err(Refusal::RateLimited { retry_after_secs, .. }) =
+            l.admit(IP, Market::Spot, 2, t0 + ms(1_500), 0)
         else {
             panic!("expected 429");
         };

@@ -26,10 +26,9 @@ enum Outcome {
 impl Outcome {
     fn header(&self, name: &str) -> Option<&str> {
         match self {
-            Outcome::Response(_, headers, _) => headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str()),
+            Outcome::Response(_, headers, _) => {
+                headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+            }
             Outcome::NoResponse(_) => None,
         }
     }
@@ -59,14 +58,7 @@ async fn raw_get(addr: std::net::SocketAddr, path: &str) -> Outcome {
         .expect("a complete head");
     let head = String::from_utf8(bytes[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -87,10 +79,7 @@ const KLINES: &str = "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=100";
 #[tokio::test]
 async fn serves_klines_and_shuts_down() {
     let sim = spawn(config(FaultConfig::default())).await.unwrap();
-    assert_eq!(
-        sim.base_url(),
-        format!("http://127.0.0.1:{}", sim.addr().port())
-    );
+    assert_eq!(sim.base_url(), format!("http://127.0.0.1:{}", sim.addr().port()));
     let reply = raw_get(sim.addr(), KLINES).await;
     let Outcome::Response(200, _, body) = &reply else {
         panic!("{reply:?}")
@@ -121,10 +110,7 @@ async fn serves_klines_and_shuts_down() {
     assert_eq!(sim.stats().rows_served, 100);
     let addr = sim.addr();
     sim.shutdown().await;
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "the listener is closed"
-    );
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
 
 #[tokio::test]
@@ -189,8 +175,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
         let n = stream.read(&mut buf).await.unwrap();
         let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
         assert!(
-            text.starts_with("http/1.1 200")
-                && text.contains(&format!("x-mbx-used-weight-1m: {i}\r\n")),
+            text.starts_with("http/1.1 200") && text.contains(&format!("x-mbx-used-weight-1m: {i}\r\n")),
             "{text}"
         );
     }

@@ -26,6 +26,12 @@ pub struct BudgetStats {
     pub waits: u64,
     /// Times Binance told us to pause (429/418).
     pub pauses: u64,
+    /// Answers HTTP 429 (weight limit reached).
+    pub rate_limited: u64,
+    /// Answers HTTP 418 (IP banned).
+    pub banned: u64,
+    /// Requests sent again after a failure.
+    pub retries: u64,
 }
 
 #[derive(Debug)]
@@ -120,6 +126,21 @@ impl WeightBudget {
             s.used = used;
             s.window_start = now;
         }
+    }
+
+    /// Counts a refusal by Binance (HTTP 429 or 418).
+    pub fn note_refusal(&self, status: u16) {
+        let mut s = self.lock();
+        if status == 418 {
+            s.stats.banned += 1;
+        } else {
+            s.stats.rate_limited += 1;
+        }
+    }
+
+    /// Counts a request about to be sent again.
+    pub fn note_retry(&self) {
+        self.lock().stats.retries += 1;
     }
 
     /// Holds every caller for `pause` (Binance's `Retry-After` on 429/418). Returns whether

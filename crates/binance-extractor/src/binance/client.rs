@@ -208,10 +208,11 @@ impl BinanceClient {
             match result {
                 Ok(v) => return Ok(v),
                 Err(err) => {
-                    if let (Some(pause), BinanceError::RateLimited { status, .. }) = (err.pause(), &err)
-                        && self.budget.pause_for(pause)
-                    {
-                        self.announce_pause(pause, *status);
+                    if let (Some(pause), BinanceError::RateLimited { status, .. }) = (err.pause(), &err) {
+                        self.budget.note_refusal(*status);
+                        if self.budget.pause_for(pause) {
+                            self.announce_pause(pause, *status);
+                        }
                     }
                     match retrying.next_delay(&err) {
                         Some(delay) => {
@@ -222,6 +223,7 @@ impl BinanceClient {
                                 "Binance request failed, retrying."
                             );
                             tokio::time::sleep(delay).await;
+                            self.budget.note_retry();
                         }
                         None => return Err(err),
                     }

@@ -174,7 +174,8 @@ async fn consume(
             previous = Some(k.open_time);
         }
         out.fetched += page.len() as u64;
-        ctx.progress.advance(&key.symbol, page.len() as u64);
+        ctx.progress
+            .advance(&key.symbol, page.len() as u64, page.last().map(|k| k.open_time));
         out.first_open = out.first_open.or(page.first().map(|k| k.open_time));
         out.last_open = page.last().map(|k| k.open_time).or(out.last_open);
         batch.extend_from_slice(&page);
@@ -194,8 +195,11 @@ async fn write(ctx: &Context, key: &SeriesKey, rows: &[Kline]) -> Result<u64, Pi
     if ctx.dry_run || rows.is_empty() {
         return Ok(0);
     }
-    ctx.store
+    let written = ctx
+        .store
         .write_klines(key, rows)
         .await
-        .map_err(PipelineError::Store)
+        .map_err(PipelineError::Store)?;
+    ctx.progress.wrote(written);
+    Ok(written)
 }

@@ -81,6 +81,14 @@ impl StoreError {
         }
     }
 
+    /// The migrations could not be applied.
+    pub(crate) fn migrate(target: &str, err: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migrate {
+            target: target.to_string(),
+            detail: err.to_string(),
+        }
+    }
+
     /// Wraps a driver error raised by `operation`.
     pub(crate) fn query(target: &str, operation: &'static str, err: sqlx::Error) -> StoreError {
         let target = target.to_string();
@@ -170,4 +178,83 @@ fn describe(err: &sqlx::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_refusals_by_code() {
+        // TC0 MariaDB, wrong password: "ERROR 1045 (28000): Access denied for user
+        // 'root'@'127.0.0.1' (using password: YES)". TC1 unknown database: "ERROR 1049 (42000):
+        // Unknown database 'nope'" — the same SQLSTATE as a syntax error, hence the number.
+        let mysql: &[(u16, Option<Refusal>)] = &[
+            (1045, Some(Refusal::Login)),
+            (1044, Some(Refusal::Login)),
+            (1698, Some(Refusal::Login)),
+            (1049, Some(Refusal::MissingDatabase)),
+            (1064, None),
+            (2013, None),
+        ];
+        for (number, want) in mysql {
+            assert_eq!(mysql_refusal(*number), *want, "{number}");
+        }
+        // TC2 PostgreSQL: 'password authentication failed for user "app"' (28P01), 'role
+        // "app" does not exist' (28000), 'database "nope" does not exist' (3D000).
+        let postgres: &[(&str, Option<Refusal>)] = &[
+            ("28P01", Some(Refusal::Login)),
+            ("28000", Some(Refusal::Login)),
+            ("3D000", Some(Refusal::MissingDatabase)),
+            ("53300", None),
+            ("42601", None),
+        ];
+        for (code, want) in postgres {
+            assert_eq!(postgres_refusal(code), *want, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_reachability_and_lock_conflicts_are_retryable() {
+        let target = || "database 'k' on db:5432".to_string();
+        let refused = StoreError::from_connect(
+            "database 'k' on db:5432",
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        );
+        assert!(matches!(refused, StoreError::Connect { .. }) && refused.is_retryable());
+        assert!(
+            refused
+                .to_string()
+                .starts_with("cannot connect to database 'k' on db:5432: "),
+            "{refused}"
+        );
+        let timed_out =
+            StoreError::connect_timed_out("database 'k' on db:5432", std::time::Duration::from_secs(10));
+        assert_eq!(
+            timed_out.to_string(),
+            "cannot connect to database 'k' on db:5432: no answer within 10 s; check that the server runs \
+             and DATABASE_URL names the right host and port"
+        );
+        let busy = StoreError::Busy {
+            target: target(),
+            operation: "writing klines",
+            detail: "deadlock".into(),
+        };
+        assert!(busy.is_retryable());
+        for final_error in [
+            StoreError::AccessDenied { target: target() },
+            StoreError::MissingDatabase { target: target() },
+            StoreError::query(
+                "database 'k' on db:5432",
+                "reading klines",
+                sqlx::Error::RowNotFound,
+            ),
+        ] {
+            assert!(!final_error.is_retryable(), "{final_error:?}");
+            assert!(
+                final_error.to_string().contains("database 'k' on db:5432"),
+                "{final_error}"
+            );
+        }
+    }
 }

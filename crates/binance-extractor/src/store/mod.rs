@@ -2,23 +2,44 @@
 //!
 //! One behaviour on three databases, chosen by the scheme of `DATABASE_URL`
 //! ([`DatabaseUrl`]): embedded SQLite (the default), PostgreSQL and MySQL/MariaDB. Each
-//! backend lives in its own file and applies its migrations on connect.
+//! backend lives in its own file with its bulk write path and applies its migrations
+//! (`migrations/{sqlite,postgres,mysql}`) on connect:
+//!
+//! - [`sqlite`]: multi-row prepared upserts in one transaction per batch;
+//! - [`postgres`]: `COPY` straight into `klines`, or into a staging table then one upsert;
+//! - [`mysql`]: multi-row prepared `INSERT … ON DUPLICATE KEY UPDATE`.
+//!
+//! What is the same everywhere is written once: `sql` holds the shared statements (rendered
+//! per SQL dialect), the reads, the hole query and the ledger; `server` the first connection
+//! (bounded wait, exact errors) of the two servers; [`scratch`] makes throwaway databases for
+//! tests and benchmarks. The conformance suite (`tests/store_conformance.rs`) runs the same
+//! tests on all three.
 //!
 //! The public schema (documented in the README, because people query it):
 //!
 //! - `klines`: one row per (market, symbol, interval, open_time); prices and volumes exact
-//!   (TEXT holding Binance's decimal string on SQLite, NUMERIC/DECIMAL elsewhere), times in
-//!   epoch milliseconds. Writes are idempotent upserts: re-writing a candle changes nothing,
-//!   a candle Binance corrected replaces the stored one.
+//!   (TEXT holding Binance's decimal string on SQLite, NUMERIC on PostgreSQL, DECIMAL(38,12)
+//!   on MySQL), times in epoch milliseconds. Writes are idempotent upserts: re-writing a
+//!   candle changes nothing, a candle Binance corrected replaces the stored one.
 //! - `gap_ledger`: every hole found, with its range, when first seen, attempts and state
 //!   ([`GapState`]).
+//! - `klines_python` and one view per interval named like the Python extractor's tables
+//!   (`klines_m1`, `klines_m15`, `klines_h1`, `klines_d1`, …): USD-M klines under the Python
+//!   column names, read-only, for people migrating from it.
 //!
 //! Holes and the newest candle are computed by the database (window functions over the
 //! primary key), never by loading a symbol's rows into the program.
 
 mod error;
+pub mod mysql;
+pub mod postgres;
+pub mod scratch;
+mod server;
+mod sql;
 pub mod sqlite;
 mod url;
+
+use std::borrow::Cow;
 
 use binance_spec::Kline;
 
@@ -92,12 +113,17 @@ pub enum GapOutcome {
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+    MySql(mysql::MySqlStore),
 }
 
+/// Runs `$body` with `$s` bound to whichever backend this is.
 macro_rules! dispatch {
     ($self:ident, $s:ident => $body:expr) => {
         match $self {
             Store::Sqlite($s) => $body,
+            Store::Postgres($s) => $body,
+            Store::MySql($s) => $body,
         }
     };
 }
@@ -105,19 +131,19 @@ macro_rules! dispatch {
 impl Store {
     /// Connects to `url` and applies the migrations.
     pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
-        match url.backend() {
-            Backend::Sqlite => Ok(Store::Sqlite(sqlite::SqliteStore::connect(url).await?)),
-            other => Err(StoreError::Connect {
-                target: url.target().to_string(),
-                detail: format!("the {} backend is not available in this build", other.as_str()),
-            }),
-        }
+        Ok(match url.backend() {
+            Backend::Sqlite => Store::Sqlite(sqlite::SqliteStore::connect(url).await?),
+            Backend::Postgres => Store::Postgres(postgres::PostgresStore::connect(url).await?),
+            Backend::MySql => Store::MySql(mysql::MySqlStore::connect(url).await?),
+        })
     }
 
     /// Which engine this is.
     pub fn backend(&self) -> Backend {
         match self {
             Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+            Store::MySql(_) => Backend::MySql,
         }
     }
 
@@ -126,23 +152,25 @@ impl Store {
         dispatch!(self, s => s.batch_rows())
     }
 
-    /// Upserts `rows` of one series in one transaction. Returns how many rows were inserted
-    /// or changed (re-writing identical rows returns 0).
+    /// Upserts `rows` of one series in one transaction (all or nothing). Returns how many
+    /// rows were inserted or changed (re-writing identical rows returns 0). When `rows` holds
+    /// the same open time twice, the later row is the one stored.
     pub async fn write_klines(&self, key: &SeriesKey, rows: &[Kline]) -> Result<u64, StoreError> {
         if rows.is_empty() {
             return Ok(0);
         }
-        dispatch!(self, s => s.write_klines(key, rows).await)
+        let rows = distinct_open_times(rows);
+        dispatch!(self, s => s.write_klines(key, &rows).await)
     }
 
     /// Open time of the newest stored candle of the series.
     pub async fn newest_open_time(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
-        dispatch!(self, s => s.newest_open_time(key).await)
+        dispatch!(self, s => s.shared().newest_open_time(key).await)
     }
 
     /// Open time of the oldest stored candle of the series.
     pub async fn oldest_open_time(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
-        dispatch!(self, s => s.oldest_open_time(key).await)
+        dispatch!(self, s => s.shared().oldest_open_time(key).await)
     }
 
     /// Holes between stored candles whose open times lie in `within`: each is the range from
@@ -152,22 +180,22 @@ impl Store {
         if within.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self, s => s.holes(key, within).await)
+        dispatch!(self, s => s.shared().holes(key, within).await)
     }
 
     /// Stored candles with open times in `range`, ascending.
     pub async fn klines(&self, key: &SeriesKey, range: TimeRange) -> Result<Vec<Kline>, StoreError> {
-        dispatch!(self, s => s.klines(key, range).await)
+        dispatch!(self, s => s.shared().klines(key, range).await)
     }
 
     /// Number of stored candles of the series.
     pub async fn count(&self, key: &SeriesKey) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.count(key).await)
+        dispatch!(self, s => s.shared().count(key).await)
     }
 
     /// The ledger of the series, ascending by range.
     pub async fn ledger(&self, key: &SeriesKey) -> Result<Vec<LedgerEntry>, StoreError> {
-        dispatch!(self, s => s.ledger(key).await)
+        dispatch!(self, s => s.shared().ledger(key).await)
     }
 
     /// Records what a run learnt about the hole `range` at `now_ms`.
@@ -178,13 +206,33 @@ impl Store {
         outcome: GapOutcome,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.record_gap(key, range, outcome, now_ms).await)
+        dispatch!(self, s => s.shared().record_gap(key, range, outcome, now_ms).await)
     }
 
     /// Closes the connections, waiting for writes in flight.
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
     }
+}
+
+/// `rows` ordered by open time with one row per open time (the later one wins), borrowed
+/// unchanged when it already is — as Binance's pages are. PostgreSQL refuses to upsert one
+/// key twice in a statement, and MySQL's counts need distinct keys.
+fn distinct_open_times(rows: &[Kline]) -> Cow<'_, [Kline]> {
+    if rows.windows(2).all(|w| w[0].open_time < w[1].open_time) {
+        return Cow::Borrowed(rows);
+    }
+    let mut sorted = rows.to_vec();
+    // Stable: among equal open times the input order is kept, so the last is the later row.
+    sorted.sort_by_key(|k| k.open_time);
+    let mut distinct: Vec<Kline> = Vec::with_capacity(sorted.len());
+    for k in sorted {
+        match distinct.last_mut() {
+            Some(last) if last.open_time == k.open_time => *last = k,
+            _ => distinct.push(k),
+        }
+    }
+    Cow::Owned(distinct)
 }
 
 /// State and counters written for a ledger entry, the same on every backend.

@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, Database, migrate::Migrate, migrate::Migrator, pool::PoolOptions};
+use sqlx::{
+    Acquire, Connection, Database,
+    migrate::{Migrate, Migrator},
+    pool::PoolOptions,
+};
 
 use super::StoreError;
 
@@ -17,8 +21,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections per process: enough for the busiest `--workers` to write while others read.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// Opens one connection to check the server, the login and the database — with the driver's
-/// own error, not a pool timeout — then applies `migrator` on it and closes it.
+/// Opens one connection to check the server, the login and the database — failing with the
+/// driver's own reason, not a pool timeout, and within [`CONNECT_TIMEOUT`] — applies
+/// `migrator` on it and closes it.
 pub(crate) async fn check_and_migrate<C>(
     options: &<C as Connection>::Options,
     target: &str,
@@ -26,18 +31,19 @@ pub(crate) async fn check_and_migrate<C>(
 ) -> Result<(), StoreError>
 where
     C: Connection + Migrate,
+    for<'a> &'a mut C: Acquire<'a, Connection = &'a mut C>,
 {
     let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, C::connect_with(options)).await {
         Err(_) => return Err(StoreError::connect_timed_out(target, CONNECT_TIMEOUT)),
         Ok(connected) => connected.map_err(|e| StoreError::from_connect(target, e))?,
     };
-    migrator.run(&mut conn).await.map_err(|e| StoreError::Migrate {
-        target: target.to_string(),
-        detail: e.to_string(),
-    })?;
-    conn.close()
+    migrator
+        .run(&mut conn)
         .await
-        .map_err(|e| StoreError::query(target, "closing the first connection", e))
+        .map_err(|e| StoreError::migrate(target, e))?;
+    // The migrations are in; a failing goodbye changes nothing.
+    let _ = conn.close().await;
+    Ok(())
 }
 
 /// Pool settings shared by the server backends.

@@ -136,17 +136,7 @@ mod tests {
 
     #[test]
     fn integers() {
-        for v in [
-            0i64,
-            7,
-            10,
-            99,
-            100,
-            1_499_040_000_000,
-            -1,
-            i64::MIN,
-            i64::MAX,
-        ] {
+        for v in [0i64, 7, 10, 99, 100, 1_499_040_000_000, -1, i64::MIN, i64::MAX] {
             let mut out = Vec::new();
             push_i64(&mut out, v);
             assert_eq!(String::from_utf8(out).unwrap(), v.to_string());

@@ -42,10 +42,7 @@ pub enum DataError {
     #[error("invalid symbol '{0}': use upper-case letters and digits, like BTCUSDT")]
     BadSymbol(String),
     #[error("{option} names {symbol}, which is neither in --symbols nor in the replay data")]
-    UnknownSymbol {
-        option: &'static str,
-        symbol: String,
-    },
+    UnknownSymbol { option: &'static str, symbol: String },
 }
 
 /// One symbol of the universe.

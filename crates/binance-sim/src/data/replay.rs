@@ -145,9 +145,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Replay, LoadError> {
                 }
                 for interval_dir in sorted_entries(&symbol_dir)? {
                     let name = file_name(&interval_dir).unwrap_or_default();
-                    let Some(interval) =
-                        Interval::ALL.into_iter().find(|i| i.archive_name() == name)
-                    else {
+                    let Some(interval) = Interval::ALL.into_iter().find(|i| i.archive_name() == name) else {
                         tracing::warn!(path = %interval_dir.display(), "Not an interval folder; skipped.");
                         continue;
                     };
@@ -226,8 +224,7 @@ fn read_kline_file(path: &Path) -> Result<Option<String>, LoadError> {
                 path: path.to_path_buf(),
                 source,
             };
-            let mut archive =
-                zip::ZipArchive::new(fs::File::open(path).map_err(io)?).map_err(zip_err)?;
+            let mut archive = zip::ZipArchive::new(fs::File::open(path).map_err(io)?).map_err(zip_err)?;
             for i in 0..archive.len() {
                 let mut entry = archive.by_index(i).map_err(zip_err)?;
                 if entry.name().ends_with(".csv") {
@@ -334,9 +331,7 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let err = parse_csv(text, Path::new("bad.csv"))
-                .unwrap_err()
-                .to_string();
+            let err = parse_csv(text, Path::new("bad.csv")).unwrap_err().to_string();
             assert!(err.contains("bad.csv") && err.contains(want), "{err}");
         }
     }
@@ -349,11 +344,7 @@ mod tests {
         )
         .unwrap();
         let series = ReplaySeries::new(rows);
-        assert_eq!(
-            series.klines().len(),
-            2,
-            "duplicate open times are kept once"
-        );
+        assert_eq!(series.klines().len(), 2, "duplicate open times are kept once");
         let mut out = Vec::new();
         series.write_json(0..2, &mut out);
         assert_eq!(out.len(), series.json_len(0..2));
@@ -361,9 +352,6 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"[1,"1.0","1.0","1.0","1.0","0",2,"0",0,"0","0","0"],[3,"1","1","1","1","0",4,"0",0,"0","0","0"]"#
         );
-        assert_eq!(
-            (series.first_at_or_after(2), series.end_at_or_before(2)),
-            (1, 1)
-        );
+        assert_eq!((series.first_at_or_after(2), series.end_at_or_before(2)), (1, 1));
     }
 }

@@ -102,12 +102,7 @@ impl SymbolProfile {
     pub(crate) fn new(seed: u64, symbol: &str) -> Self {
         let (base, quote) = split_symbol(symbol);
         let hash = name_hash(symbol);
-        let (h1, h2, h3, h4) = (
-            stream(hash, 1),
-            stream(hash, 2),
-            stream(hash, 3),
-            stream(hash, 4),
-        );
+        let (h1, h2, h3, h4) = (stream(hash, 1), stream(hash, 2), stream(hash, 3), stream(hash, 4));
         let stable = STABLE_QUOTES.contains(&quote.as_str());
         // Price = lead × 10^(int_digits − 3), lead in 100..1000.
         let (lead, int_digits, quote_cents_per_min, trade_cents) = if base == "BTC" && stable {
@@ -211,12 +206,7 @@ pub(crate) struct SynthSeries<'a> {
 }
 
 impl<'a> SynthSeries<'a> {
-    pub(crate) fn new(
-        seed: u64,
-        market: Market,
-        profile: &'a SymbolProfile,
-        interval: Interval,
-    ) -> Self {
+    pub(crate) fn new(seed: u64, market: Market, profile: &'a SymbolProfile, interval: Interval) -> Self {
         let d = profile.price_scale;
         let (price_mult, price_out_scale, volume_scale, quote_scale, turnover_mult) = match market {
             Market::Spot => (10u64.pow(8 - d), 8, 8, 8, 1),
@@ -226,12 +216,8 @@ impl<'a> SynthSeries<'a> {
             Market::Spot => 0x5350_4f54,
             Market::UsdM => 0x5553_444d,
         };
-        let interval_salt = interval
-            .as_str()
-            .bytes()
-            .fold(0u64, |h, b| h << 8 | u64::from(b));
-        let key =
-            mix64(seed ^ mix64(profile.name_hash ^ mix64(market_salt ^ mix64(interval_salt))));
+        let interval_salt = interval.as_str().bytes().fold(0u64, |h, b| h << 8 | u64::from(b));
+        let key = mix64(seed ^ mix64(profile.name_hash ^ mix64(market_salt ^ mix64(interval_salt))));
         Self {
             profile,
             interval,
@@ -455,8 +441,7 @@ mod tests {
                         if k.trades > 0 && k.volume > Decimal::ZERO {
                             let mean = k.quote_volume / k.volume;
                             assert!(
-                                mean >= k.low * Decimal::new(99, 2)
-                                    && mean <= k.high * Decimal::new(101, 2),
+                                mean >= k.low * Decimal::new(99, 2) && mean <= k.high * Decimal::new(101, 2),
                                 "{ctx}"
                             );
                         }
@@ -482,69 +467,31 @@ mod tests {
             t("2030-01-01"),
         );
         let quiet: Vec<&Kline> = rows.iter().filter(|k| k.trades == 0).collect();
-        assert!(
-            (120..300).contains(&quiet.len()),
-            "{} quiet candles",
-            quiet.len()
-        );
+        assert!((120..300).contains(&quiet.len()), "{} quiet candles", quiet.len());
         for k in quiet {
-            assert!(
-                k.open == k.high && k.high == k.low && k.low == k.close,
-                "{k:?}"
-            );
-            assert!(
-                k.volume.is_zero() && k.quote_volume.is_zero() && k.taker_buy_base_volume.is_zero()
-            );
+            assert!(k.open == k.high && k.high == k.low && k.low == k.close, "{k:?}");
+            assert!(k.volume.is_zero() && k.quote_volume.is_zero() && k.taker_buy_base_volume.is_zero());
         }
     }
 
     #[test]
     fn scales_follow_the_market() {
         let now = t("2030-01-01");
-        let spot = &candles(
-            Market::Spot,
-            "BTCUSDT",
-            Interval::H1,
-            t("2024-01-01"),
-            1,
-            now,
-        )[0];
-        let usdm = &candles(
-            Market::UsdM,
-            "BTCUSDT",
-            Interval::H1,
-            t("2024-01-01"),
-            1,
-            now,
-        )[0];
+        let spot = &candles(Market::Spot, "BTCUSDT", Interval::H1, t("2024-01-01"), 1, now)[0];
+        let usdm = &candles(Market::UsdM, "BTCUSDT", Interval::H1, t("2024-01-01"), 1, now)[0];
         assert_eq!(
-            (
-                spot.open.scale(),
-                spot.volume.scale(),
-                spot.quote_volume.scale()
-            ),
+            (spot.open.scale(), spot.volume.scale(), spot.quote_volume.scale()),
             (8, 8, 8)
         );
         assert_eq!(
-            (
-                usdm.open.scale(),
-                usdm.volume.scale(),
-                usdm.quote_volume.scale()
-            ),
+            (usdm.open.scale(), usdm.volume.scale(), usdm.quote_volume.scale()),
             (2, 3, 5)
         );
         // Spot prices sit on a 0.01 tick, printed with 8 decimals: "28923.63000000".
         assert!(spot.open.to_string().ends_with("000000"), "{}", spot.open);
         // The two markets follow one price path.
         assert_eq!(spot.open, usdm.open);
-        let ada = &candles(
-            Market::UsdM,
-            "ADAUSDT",
-            Interval::H1,
-            t("2024-01-01"),
-            1,
-            now,
-        )[0];
+        let ada = &candles(Market::UsdM, "ADAUSDT", Interval::H1, t("2024-01-01"), 1, now)[0];
         assert!(ada.open.scale() > 2, "{}", ada.open);
     }
 
@@ -553,14 +500,7 @@ mod tests {
         let open = t("2024-01-01T10:00:00Z");
         let half = open + 30 * 60_000;
         let forming = &candles(Market::Spot, "BTCUSDT", Interval::H1, open, 1, half)[0];
-        let closed = &candles(
-            Market::Spot,
-            "BTCUSDT",
-            Interval::H1,
-            open,
-            1,
-            t("2030-01-01"),
-        )[0];
+        let closed = &candles(Market::Spot, "BTCUSDT", Interval::H1, open, 1, t("2030-01-01"))[0];
         assert_eq!(forming.open, closed.open);
         assert_eq!(
             forming.close_time, closed.close_time,

@@ -16,8 +16,7 @@ use binance_spec::{Endpoint, Market};
 use serde_json::{Value, json};
 
 use super::{
-    AppState, ClientIp, errors::ApiError, errors::JSON, errors::window_parts, market_of,
-    with_weight,
+    AppState, ClientIp, errors::ApiError, errors::JSON, errors::window_parts, market_of, with_weight,
 };
 use crate::data::SymbolInfo;
 
@@ -86,12 +85,7 @@ pub(super) async fn usdm_exchange_info(
 fn exchange_info(state: &AppState, ip: ClientIp, market: Market, uri: &Uri) -> Response {
     let weight = market.weight(Endpoint::ExchangeInfo);
     let wanted = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map(|Query(params)| {
-            params
-                .into_iter()
-                .find(|(k, _)| k == "symbol")
-                .map(|(_, v)| v)
-        })
+        .map(|Query(params)| params.into_iter().find(|(k, _)| k == "symbol").map(|(_, v)| v))
         .unwrap_or_default();
     charged(state, ip, market, weight, || {
         let dataset = &state.dataset;
@@ -120,10 +114,7 @@ fn exchange_info(state: &AppState, ip: ClientIp, market: Market, uri: &Uri) -> R
                 json!({"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}),
             ],
         });
-        let symbols: Vec<Value> = symbols
-            .iter()
-            .map(|s| symbol_json(market, s, now))
-            .collect();
+        let symbols: Vec<Value> = symbols.iter().map(|s| symbol_json(market, s, now)).collect();
         json_response(&json!({
             "timezone": "UTC",
             "serverTime": now,
@@ -195,11 +186,7 @@ pub(super) async fn sim_stats(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Any other path: 404, charged 1 weight like any request to the API.
-pub(super) async fn not_found(
-    State(state): State<Arc<AppState>>,
-    ip: ClientIp,
-    uri: Uri,
-) -> Response {
+pub(super) async fn not_found(State(state): State<Arc<AppState>>, ip: ClientIp, uri: Uri) -> Response {
     charged(&state, ip, market_of(uri.path()), 1, || {
         StatusCode::NOT_FOUND.into_response()
     })

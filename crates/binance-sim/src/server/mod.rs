@@ -147,11 +147,7 @@ fn market_of(path: &str) -> Market {
 
 /// Counts the request and stamps `X-MBX-USED-WEIGHT-1M` on its response: the weight the
 /// handler charged, or (for responses no handler charged, like 405) the weight used so far.
-async fn used_weight_header(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn used_weight_header(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     if !path.starts_with("/sim/") {
         state.stats.request();
@@ -184,10 +180,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route(&usdm(ExchangeInfo), get(info::usdm_exchange_info))
         .route("/sim/stats", get(info::sim_stats))
         .fallback(info::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            used_weight_header,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), used_weight_header))
         .with_state(state)
 }
 
