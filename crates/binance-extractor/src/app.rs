@@ -7,10 +7,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     binance::{BinanceClient, ClientConfig, RetryPolicy, WeightBudget},
-    cli::LogFormat,
+    cli::{EventsCommand, LogFormat},
     clock::Clock,
-    events::EventPublisher,
+    events::{EventPublisher, Events, tools},
     jobs::{extract::Extract, fill_gaps::FillGaps, gaps, sync::Sync},
+    metrics::{self, Metrics, RunOutcome},
     pipeline::{self, Context, RunReport},
     progress::Progress,
     settings::{JobSettings, Settings},
@@ -64,6 +65,38 @@ impl Stop {
 
 /// Runs the command of `settings` until done or stopped.
 pub async fn run(settings: Settings, stop: Stop) -> Exit {
+    match &settings.job {
+        JobSettings::Check => {
+            let checks = crate::check::run(&settings).await;
+            print!("{}", crate::check::render(&checks));
+            return if checks.iter().all(|c| c.ok) {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            };
+        }
+        JobSettings::Events(EventsCommand::Test { timeout_secs }) => {
+            let publisher = connect_events(&settings, true).await;
+            let ok = tools::run_test(
+                &publisher,
+                crate::clock::system_now_ms(),
+                Duration::from_secs(*timeout_secs),
+            )
+            .await;
+            publisher.close().await;
+            return if ok { Exit::Ok } else { Exit::Failed };
+        }
+        JobSettings::Events(EventsCommand::Watch { subject, json, count }) => {
+            let publisher = connect_events(&settings, true).await;
+            let subject = subject
+                .clone()
+                .unwrap_or_else(|| format!("{}.>", publisher.prefix()));
+            let ok = tools::run_watch(&publisher, &subject, *json, *count, stop.token.clone()).await;
+            publisher.close().await;
+            return if ok { Exit::Ok } else { Exit::Failed };
+        }
+        _ => {}
+    }
     let store = match Store::connect(&settings.database).await {
         Ok(store) => store,
         Err(e) => {
@@ -89,6 +122,30 @@ pub async fn run(settings: Settings, stop: Stop) -> Exit {
                 }
             }
         }
+        JobSettings::Events(EventsCommand::Flush) => {
+            let events = Events::new(
+                connect_events(&settings, true).await,
+                Some(store.clone()),
+                settings.outbox_warn_age,
+                crate::clock::system_now_ms(),
+            );
+            let report = events.deliver_pending(crate::clock::system_now_ms()).await;
+            events.close().await;
+            println!(
+                "delivered {} event(s); {} still undelivered{}",
+                report.delivered,
+                report.pending,
+                report
+                    .oldest_pending
+                    .map(|t| format!(" (oldest from {})", format_rfc3339_ms(t)))
+                    .unwrap_or_default()
+            );
+            if report.pending == 0 {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            }
+        }
         _ => run_job(&settings, store.clone(), &stop).await,
     };
     store.close().await;
@@ -111,12 +168,13 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
         retry: RetryPolicy::default(),
     };
     let client = match BinanceClient::new(config, budget.clone()) {
-        Ok(c) => c,
+        Ok(c) => c.with_pause_listener(record_bans(store.clone(), market)),
         Err(e) => {
             tracing::error!("{e}");
             return Exit::Failed;
         }
     };
+    wait_out_recorded_ban(&store, market, &budget).await;
     let clock = anchor_clock(&client).await;
     configure_budget(&client, &budget, settings.max_weight_per_minute).await;
 
@@ -134,14 +192,46 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
             dry_run,
             ..
         } => (series, *workers, *dry_run),
-        JobSettings::Gaps { .. } => unreachable!("handled by run"),
+        JobSettings::Gaps { .. } | JobSettings::Events(_) | JobSettings::Check => {
+            unreachable!("handled by run")
+        }
     };
     let events = Arc::new(if dry_run {
         tracing::info!("Dry run: nothing will be written or published.");
-        EventPublisher::disabled(&settings.nats.subject_prefix)
+        Events::new(
+            EventPublisher::disabled(&settings.nats.subject_prefix),
+            None,
+            settings.outbox_warn_age,
+            clock.now_ms(),
+        )
     } else {
-        EventPublisher::connect(&settings.nats).await
+        let events = Events::new(
+            connect_events(settings, false).await,
+            Some(store.clone()),
+            settings.outbox_warn_age,
+            clock.now_ms(),
+        );
+        // Events earlier runs could not deliver go first, in order.
+        events.deliver_pending(clock.now_ms()).await;
+        events
     });
+    let progress = Progress::new();
+    let metrics = Metrics::new(
+        settings.job.name(),
+        market.as_str(),
+        series.interval.as_str(),
+        progress.clone(),
+        budget.clone(),
+        events.counters().clone(),
+    );
+    let metrics_stop = CancellationToken::new();
+    if let Some(addr) = settings.metrics.listen {
+        let stopped = metrics_stop.clone();
+        match metrics::spawn(addr, metrics.clone(), async move { stopped.cancelled().await }).await {
+            Ok(bound) => tracing::info!(address = %bound, "Serving metrics at http://{bound}/metrics"),
+            Err(e) => tracing::warn!(address = %addr, "Cannot serve metrics on {addr}: {e}"),
+        }
+    }
     let ctx = Arc::new(Context {
         client,
         store,
@@ -150,13 +240,11 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
         interval: series.interval,
         cancel: stop.token.clone(),
         dry_run,
-        progress: Progress::new(),
+        progress,
     });
-    let reporter = ctx.progress.spawn_reporter(
-        budget.clone(),
-        settings.progress_interval,
-        stop.token.child_token(),
-    );
+    let reporter =
+        ctx.progress
+            .spawn_reporter(budget.clone(), settings.progress_interval, metrics_stop.clone());
     tracing::info!(
         job = settings.job.name(),
         market = %market,
@@ -187,20 +275,81 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
             });
             pipeline::run(ctx.clone(), job, symbols, workers, events.clone()).await
         }
-        JobSettings::Gaps { .. } => unreachable!("handled by run"),
+        JobSettings::Gaps { .. } | JobSettings::Events(_) | JobSettings::Check => {
+            unreachable!("handled by run")
+        }
     };
     if let Ok(events) = Arc::try_unwrap(events) {
+        if !dry_run {
+            // A last chance for what NATS refused during the run; reports any backlog.
+            events.deliver_pending(crate::clock::system_now_ms()).await;
+        }
         events.close().await;
     }
     if let Some(reporter) = reporter {
         reporter.abort();
     }
+    metrics.finish(RunOutcome {
+        symbols: report.symbols.len() as u64,
+        symbols_failed: report.symbols.iter().filter(|s| !s.success()).count() as u64,
+        success: report.success(),
+    });
+    if let Some(url) = &settings.metrics.push {
+        match metrics::push(url, &metrics).await {
+            Ok(()) => tracing::info!("Pushed the final metrics."),
+            Err(e) => tracing::warn!("Failed to push metrics: {e}"),
+        }
+    }
+    metrics_stop.cancel();
     print_summary(settings, &report, &budget);
     match stop.signal() {
         Some(sig) => Exit::Signal(sig),
         None if report.success() => Exit::Ok,
         None => Exit::Failed,
     }
+}
+
+/// Records every pause Binance imposes in the store, so that a process started before it
+/// ends waits instead of extending it.
+fn record_bans(store: Store, market: binance_spec::Market) -> crate::binance::client::PauseListener {
+    Arc::new(move |until_ms, status| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .record_ban(market, until_ms, status, crate::clock::system_now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "Cannot record Binance's ban in the store: {e}");
+            }
+        });
+    })
+}
+
+/// Waits (through the budget, so no request leaves) for a ban an earlier run recorded.
+async fn wait_out_recorded_ban(store: &Store, market: binance_spec::Market, budget: &WeightBudget) {
+    match store.ban_until(market).await {
+        Ok(Some(until)) => {
+            let left = until - crate::clock::system_now_ms();
+            if left > 0 {
+                tracing::warn!(
+                    until = %format_rfc3339_ms(until),
+                    "Binance banned this IP (recorded by an earlier run): no request before {}.",
+                    format_rfc3339_ms(until)
+                );
+                budget.pause_for(Duration::from_millis(left as u64));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "Cannot read recorded bans: {e}"),
+    }
+}
+
+/// Connects to NATS as configured (`force` ignores NATS_ENABLED=false: the operator asked
+/// for an events command explicitly).
+async fn connect_events(settings: &Settings, force: bool) -> EventPublisher {
+    let mut nats = settings.nats.clone();
+    nats.enabled |= force;
+    EventPublisher::connect(&nats).await
 }
 
 /// Anchors "now" to Binance's clock, so a skewed local clock never makes a forming candle

@@ -4,6 +4,8 @@
 //! clap can check alone (a period, a symbol, a date) are typed here already; everything else
 //! is checked once by [`crate::settings::Settings::resolve`].
 
+use std::path::PathBuf;
+
 use binance_spec::{Interval, Market, time::parse_timestamp};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 
@@ -69,37 +71,153 @@ pub struct GlobalArgs {
     #[arg(long, env = "LOG_LEVEL", global = true)]
     pub log_level: Option<String>,
 
-    /// NATS server URL(s), comma-separated; credentials may be included
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while a job runs (e.g. 0.0.0.0:9100)
+    #[arg(long, env = "METRICS_LISTEN", global = true, help_heading = "Metrics")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Push the final metrics to this Pushgateway URL when a job ends
     #[arg(
         long,
+        env = "METRICS_PUSH_URL",
+        global = true,
+        help_heading = "Metrics",
+        hide_env_values = true
+    )]
+    pub metrics_push: Option<String>,
+}
+
+/// How events reach NATS.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "NATS events")]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated; user:password@ or a token@ may be included
+    #[arg(
+        long = "nats-url",
         env = "NATS_URL",
         default_value = "nats://localhost:4222",
         global = true,
         hide_env_values = true
     )]
-    pub nats_url: String,
+    pub url: String,
 
     /// Publish extraction events on NATS
-    #[arg(long, env = "NATS_ENABLED", default_value = "true", global = true, action = ArgAction::Set,
+    #[arg(long = "nats-enabled", env = "NATS_ENABLED", default_value = "true", global = true, action = ArgAction::Set,
           value_parser = BoolishValueParser::new(), value_name = "BOOL")]
-    pub nats_enabled: bool,
+    pub enabled: bool,
 
     /// First tokens of every event subject
     #[arg(
-        long,
+        long = "nats-subject-prefix",
         env = "NATS_SUBJECT_PREFIX",
         default_value = "binance.extraction",
         global = true
     )]
-    pub nats_subject_prefix: String,
+    pub subject_prefix: String,
 
     /// Time limit for connecting to NATS, seconds
-    #[arg(long, env = "NATS_CONNECT_TIMEOUT_SECS", default_value_t = 5, global = true)]
-    pub nats_connect_timeout_secs: u64,
+    #[arg(
+        long = "nats-connect-timeout-secs",
+        env = "NATS_CONNECT_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub connect_timeout_secs: u64,
 
-    /// Time limit for delivering queued events when the run ends, seconds
-    #[arg(long, env = "NATS_FLUSH_TIMEOUT_SECS", default_value_t = 10, global = true)]
-    pub nats_flush_timeout_secs: u64,
+    /// Time limit for NATS to confirm a message, and for the final flush, seconds
+    #[arg(
+        long = "nats-flush-timeout-secs",
+        env = "NATS_FLUSH_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub flush_timeout_secs: u64,
+
+    /// A NATS credentials file (JWT and NKey seed)
+    #[arg(long = "nats-creds", env = "NATS_CREDS", global = true)]
+    pub creds: Option<PathBuf>,
+
+    /// An NKey seed to authenticate with
+    #[arg(long = "nats-nkey", env = "NATS_NKEY", global = true, hide_env_values = true)]
+    pub nkey: Option<String>,
+
+    /// CA certificate (PEM) to trust for TLS; implies TLS
+    #[arg(long = "nats-tls-ca", env = "NATS_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS (with --nats-tls-key)
+    #[arg(
+        long = "nats-tls-cert",
+        env = "NATS_TLS_CERT",
+        global = true,
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Client key (PEM) for mutual TLS (with --nats-tls-cert)
+    #[arg(
+        long = "nats-tls-key",
+        env = "NATS_TLS_KEY",
+        global = true,
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Publish to JetStream with acknowledgements and deduplication (instead of core NATS)
+    #[arg(long = "nats-jetstream", env = "NATS_JETSTREAM", default_value = "false", global = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub jetstream: bool,
+
+    /// JetStream stream name (created with subjects PREFIX.> when missing; used as it is otherwise)
+    #[arg(
+        long = "nats-stream",
+        env = "NATS_STREAM",
+        default_value = "BINANCE_EXTRACTION",
+        global = true
+    )]
+    pub stream: String,
+
+    /// How long a created stream keeps messages (e.g. 30d, 12h; 0 = forever)
+    #[arg(
+        long = "nats-stream-max-age",
+        env = "NATS_STREAM_MAX_AGE",
+        default_value = "30d",
+        global = true
+    )]
+    pub stream_max_age: String,
+
+    /// Retention policy of a created stream
+    #[arg(long = "nats-stream-retention", env = "NATS_STREAM_RETENTION", value_enum,
+          default_value_t = Retention::Limits, global = true)]
+    pub stream_retention: Retention,
+
+    /// Window in which a re-sent event is stored once (JetStream deduplication)
+    #[arg(
+        long = "nats-stream-duplicate-window",
+        env = "NATS_STREAM_DUPLICATE_WINDOW",
+        default_value = "2m",
+        global = true
+    )]
+    pub stream_duplicate_window: String,
+
+    /// Report events left undelivered for longer than this (e.g. 1h)
+    #[arg(
+        long = "nats-outbox-warn-age",
+        env = "NATS_OUTBOX_WARN_AGE",
+        default_value = "1h",
+        global = true
+    )]
+    pub outbox_warn_age: String,
+}
+
+/// JetStream retention policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Retention {
+    Limits,
+    Interest,
+    Workqueue,
 }
 
 /// Log output format.
@@ -120,6 +238,36 @@ pub enum Command {
     FillGaps(FillGapsArgs),
     /// Show the gap ledger and the current holes
     Gaps(GapsArgs),
+    /// Check the database, Binance and NATS; exit 0 only if all pass
+    Check,
+    /// Work with the NATS events: deliver the undelivered, test the connection, watch
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+/// `events …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum EventsCommand {
+    /// Deliver the events left in the outbox by earlier runs (exit 1 if some remain)
+    Flush,
+    /// Publish the seed's four sample messages and prove each arrives (exit 1 if not)
+    Test {
+        /// How long to wait for the messages to come back, seconds
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
+    },
+    /// Print every extraction event as it arrives
+    Watch {
+        /// Subject to subscribe to [default: PREFIX.>]
+        #[arg(long)]
+        subject: Option<String>,
+        /// Print the raw JSON of each message
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many messages
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 /// Which series a command works on.
@@ -278,7 +426,7 @@ mod tests {
             ("off", false),
         ] {
             let cli = Cli::try_parse_from(["binance-extractor", "--nats-enabled", value, "gaps"]).unwrap();
-            assert_eq!(cli.global.nats_enabled, want, "{value}");
+            assert_eq!(cli.global.nats.enabled, want, "{value}");
         }
     }
 }

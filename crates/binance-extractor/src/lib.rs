@@ -33,11 +33,13 @@
 
 pub mod app;
 pub mod binance;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod events;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod series;

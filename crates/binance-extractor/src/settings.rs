@@ -10,8 +10,8 @@ use binance_spec::{Interval, Market};
 use url::Url;
 
 use crate::{
-    cli::{Cli, Command, LogFormat, SeriesArgs},
-    events::{NatsSettings, validate_subject_prefix},
+    cli::{Cli, Command, EventsCommand, LogFormat, NatsArgs, Retention, SeriesArgs},
+    events::{JetStreamSettings, NatsSettings, validate_subject_prefix},
     series::{Symbol, TimeRange},
     store::DatabaseUrl,
 };
@@ -29,8 +29,20 @@ pub struct Settings {
     /// Between progress lines (zero: none).
     pub progress_interval: Duration,
     pub nats: NatsSettings,
+    /// Undelivered events older than this are reported.
+    pub outbox_warn_age: Duration,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub job: JobSettings,
+}
+
+/// Where metrics go.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` here while a job runs.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Push the final values here (a Pushgateway).
+    pub push: Option<Url>,
 }
 
 /// How to log.
@@ -74,6 +86,8 @@ pub enum JobSettings {
         series: Series,
         json: bool,
     },
+    Events(EventsCommand),
+    Check,
 }
 
 impl JobSettings {
@@ -84,6 +98,7 @@ impl JobSettings {
             | JobSettings::Sync { series, .. }
             | JobSettings::FillGaps { series, .. }
             | JobSettings::Gaps { series, .. } => series,
+            JobSettings::Events(_) | JobSettings::Check => &NO_SERIES,
         }
     }
 
@@ -94,9 +109,18 @@ impl JobSettings {
             JobSettings::Sync { .. } => "sync",
             JobSettings::FillGaps { .. } => "fill-gaps",
             JobSettings::Gaps { .. } => "gaps",
+            JobSettings::Events(EventsCommand::Flush) => "events flush",
+            JobSettings::Events(EventsCommand::Test { .. }) => "events test",
+            JobSettings::Events(EventsCommand::Watch { .. }) => "events watch",
+            JobSettings::Check => "check",
         }
     }
 }
+
+static NO_SERIES: Series = Series {
+    symbols: Vec::new(),
+    interval: Interval::M15,
+};
 
 /// A setting that cannot be used: one line naming it and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,12 +136,7 @@ impl Settings {
             Some(raw) => parse_api_url(raw)?,
             None => Url::parse(g.market.official_base_url()).expect("official URL is valid"),
         };
-        validate_subject_prefix(&g.nats_subject_prefix).map_err(|e| UsageError(e.to_string()))?;
-        if g.nats_url.trim().is_empty() {
-            return Err(UsageError(
-                "NATS_URL is empty: set it like nats://localhost:4222, or set NATS_ENABLED=false".into(),
-            ));
-        }
+        let (nats, outbox_warn_age) = nats_settings(g.nats)?;
         if g.max_weight_per_minute == Some(0) {
             return Err(UsageError(
                 "--max-weight-per-minute (BINANCE_MAX_WEIGHT) must be at least 1".into(),
@@ -171,6 +190,8 @@ impl Settings {
                 series: series(a.series, market)?,
                 json: a.json,
             },
+            Command::Events(e) => JobSettings::Events(e),
+            Command::Check => JobSettings::Check,
         };
         let filter = g
             .log_level
@@ -185,12 +206,24 @@ impl Settings {
             max_weight_per_minute: g.max_weight_per_minute,
             request_timeout: Duration::from_secs(g.request_timeout_secs),
             progress_interval: Duration::from_secs(g.progress_interval_secs),
-            nats: NatsSettings {
-                enabled: g.nats_enabled,
-                url: g.nats_url,
-                subject_prefix: g.nats_subject_prefix,
-                connect_timeout: Duration::from_secs(g.nats_connect_timeout_secs.max(1)),
-                flush_timeout: Duration::from_secs(g.nats_flush_timeout_secs),
+            nats,
+            outbox_warn_age,
+            metrics: MetricsSettings {
+                listen: g.metrics_listen,
+                push: g
+                    .metrics_push
+                    .as_deref()
+                    .map(|raw| {
+                        Url::parse(raw.trim())
+                            .ok()
+                            .filter(|u| matches!(u.scheme(), "http" | "https"))
+                            .ok_or_else(|| {
+                                UsageError(format!(
+                                    "invalid METRICS_PUSH_URL '{raw}': use a Pushgateway URL like http://pushgateway:9091"
+                                ))
+                            })
+                    })
+                    .transpose()?,
             },
             log: LogSettings {
                 format: g.log_format,
@@ -199,6 +232,84 @@ impl Settings {
             job,
         })
     }
+}
+
+fn nats_settings(a: NatsArgs) -> Result<(NatsSettings, Duration), UsageError> {
+    validate_subject_prefix(&a.subject_prefix).map_err(|e| UsageError(e.to_string()))?;
+    if a.url.trim().is_empty() {
+        return Err(UsageError(
+            "NATS_URL is empty: set it like nats://localhost:4222, or set NATS_ENABLED=false".into(),
+        ));
+    }
+    for path in [&a.creds, &a.tls_ca, &a.tls_cert, &a.tls_key]
+        .into_iter()
+        .flatten()
+    {
+        if !path.is_file() {
+            return Err(UsageError(format!(
+                "NATS file {} does not exist: check NATS_CREDS / NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY",
+                path.display()
+            )));
+        }
+    }
+    let jetstream = if a.jetstream {
+        if a.stream.is_empty() || a.stream.contains(['.', '*', '>', ' ']) {
+            return Err(UsageError(format!(
+                "invalid NATS_STREAM '{}': use a name without dots, spaces or wildcards",
+                a.stream
+            )));
+        }
+        Some(JetStreamSettings {
+            stream: a.stream,
+            max_age: duration("NATS_STREAM_MAX_AGE", &a.stream_max_age)?,
+            duplicate_window: duration("NATS_STREAM_DUPLICATE_WINDOW", &a.stream_duplicate_window)?,
+            retention: match a.stream_retention {
+                Retention::Limits => async_nats::jetstream::stream::RetentionPolicy::Limits,
+                Retention::Interest => async_nats::jetstream::stream::RetentionPolicy::Interest,
+                Retention::Workqueue => async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+            },
+        })
+    } else {
+        None
+    };
+    let settings = NatsSettings {
+        enabled: a.enabled,
+        url: a.url,
+        subject_prefix: a.subject_prefix,
+        connect_timeout: Duration::from_secs(a.connect_timeout_secs.max(1)),
+        flush_timeout: Duration::from_secs(a.flush_timeout_secs.max(1)),
+        creds_file: a.creds,
+        nkey_seed: a.nkey,
+        tls_ca: a.tls_ca,
+        tls_client: a.tls_cert.zip(a.tls_key),
+        jetstream,
+    };
+    Ok((settings, duration("NATS_OUTBOX_WARN_AGE", &a.outbox_warn_age)?))
+}
+
+/// Reads `30d`, `12h`, `90m`, `45s`, `500ms` or `0`.
+fn duration(name: &str, raw: &str) -> Result<Duration, UsageError> {
+    let s = raw.trim();
+    let fail = || {
+        UsageError(format!(
+            "invalid {name} '{raw}': use a duration like 30d, 12h, 90m, 45s or 0"
+        ))
+    };
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| fail())?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(fail()),
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 fn series(args: SeriesArgs, market: Market) -> Result<Series, UsageError> {
@@ -299,6 +410,26 @@ mod tests {
             let err = resolve(args).unwrap_err().to_string();
             assert!(err.contains(want), "{args:?}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (raw, want) in [
+            ("30d", 30 * 86_400_000),
+            ("12h", 43_200_000),
+            ("2m", 120_000),
+            ("45s", 45_000),
+            ("500ms", 500),
+            ("0", 0),
+        ] {
+            assert_eq!(duration("X", raw).unwrap().as_millis(), want, "{raw}");
+        }
+        for bad in ["", "d", "3w", "1.5h", "-1s"] {
+            assert!(
+                duration("X", bad).unwrap_err().to_string().contains("invalid X"),
+                "{bad}"
+            );
         }
     }
 

@@ -121,6 +121,17 @@ impl BinanceClient {
             .await
     }
 
+    /// Whether the REST API answers (`ping`).
+    pub async fn ping(&self) -> Result<(), BinanceError> {
+        let weight = self.config.market.weight(Endpoint::Ping);
+        self.get(Endpoint::Ping, &[], weight, |body| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .map(|_| ())
+                .map_err(|e| not_json("ping", e))
+        })
+        .await
+    }
+
     /// Binance's clock, epoch milliseconds.
     pub async fn server_time(&self) -> Result<i64, BinanceError> {
         #[derive(Deserialize)]

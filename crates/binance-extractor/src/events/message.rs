@@ -62,6 +62,8 @@ pub struct ExtractionCompleted {
     pub success: bool,
     pub metrics: SymbolMetrics,
     pub errors: Vec<String>,
+    /// Extra: a stable id, also sent as the `Nats-Msg-Id` header (the same on every re-send).
+    pub event_id: String,
     /// Extra: the market read (`usdm`, `spot`).
     pub market: &'static str,
     /// Extra: first open time the run asked for (RFC 3339), when it asked for any.
@@ -97,6 +99,8 @@ pub struct BatchExtractionCompleted {
     pub metrics: BatchMetrics,
     /// Every symbol's errors, each prefixed with its symbol.
     pub errors: Vec<String>,
+    /// Extra: a stable id, also sent as the `Nats-Msg-Id` header.
+    pub event_id: String,
     /// Extra: the market read.
     pub market: &'static str,
 }
@@ -142,6 +146,7 @@ impl ExtractionCompleted {
             success: summary.success(),
             metrics: summary.metrics,
             errors: summary.errors.clone(),
+            event_id: String::new(),
             market: market.as_str(),
             start_time: summary.range.map(|r| format_rfc3339_ms(r.start)),
             end_time: summary.range.map(|r| format_rfc3339_ms(r.end)),
@@ -186,6 +191,7 @@ impl BatchExtractionCompleted {
                 symbols_processed: symbols.len() as u64,
             },
             errors: symbols.iter().flat_map(|s| s.errors.iter().cloned()).collect(),
+            event_id: String::new(),
             market: market.as_str(),
         }
     }
@@ -193,6 +199,40 @@ impl BatchExtractionCompleted {
     /// `{prefix}.{extraction_type}.batch.{period}`.
     pub fn subject(&self, prefix: &str) -> String {
         format!("{prefix}.{}.batch.{}", self.extraction_type.as_str(), self.period)
+    }
+}
+
+/// A message that can be announced: it knows its subject and who it is about.
+pub trait Announcement: Serialize {
+    /// The subject under `prefix`.
+    fn subject(&self, prefix: &str) -> String;
+    /// A symbol, or "batch", for the log.
+    fn label(&self) -> String;
+    /// Sets the id carried in the body and in `Nats-Msg-Id`.
+    fn set_event_id(&mut self, id: String);
+}
+
+impl Announcement for ExtractionCompleted {
+    fn subject(&self, prefix: &str) -> String {
+        ExtractionCompleted::subject(self, prefix)
+    }
+    fn label(&self) -> String {
+        self.symbol.clone()
+    }
+    fn set_event_id(&mut self, id: String) {
+        self.event_id = id;
+    }
+}
+
+impl Announcement for BatchExtractionCompleted {
+    fn subject(&self, prefix: &str) -> String {
+        BatchExtractionCompleted::subject(self, prefix)
+    }
+    fn label(&self) -> String {
+        "batch".into()
+    }
+    fn set_event_id(&mut self, id: String) {
+        self.event_id = id;
     }
 }
 
@@ -231,7 +271,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&msg).unwrap(),
-            r#"{"event_type":"extraction_completed","extraction_type":"klines","symbol":"BTCUSDT","period":"15m","timestamp":"2024-01-15T10:30:00.000Z","success":true,"metrics":{"records_fetched":150,"records_written":150,"duration_seconds":3.5,"gaps_found":0,"gaps_filled":0},"errors":[],"market":"usdm"}"#
+            r#"{"event_type":"extraction_completed","extraction_type":"klines","symbol":"BTCUSDT","period":"15m","timestamp":"2024-01-15T10:30:00.000Z","success":true,"metrics":{"records_fetched":150,"records_written":150,"duration_seconds":3.5,"gaps_found":0,"gaps_filled":0},"errors":[],"event_id":"","market":"usdm"}"#
         );
     }
 

@@ -1,15 +1,22 @@
 //! Events: where the news of a finished extraction leaves the program.
 //!
 //! - [`message`]: the seed's two JSON messages and their subjects.
-//! - [`publisher`]: the NATS connection (one per run), which never stops an extraction.
+//! - [`outbox`]: record first, publish second, mark delivered last — nothing is lost.
+//! - [`publisher`]: the NATS connection (one per run; core or JetStream), which never stops
+//!   an extraction.
+//! - [`tools`]: `events flush`, `events test` (the seed's test script) and `events watch`
+//!   (the seed's example consumer).
 
 pub mod message;
+pub mod outbox;
 pub mod publisher;
+pub mod tools;
 
 pub use message::{
-    BatchExtractionCompleted, ExtractionCompleted, ExtractionType, SymbolMetrics, SymbolSummary,
+    Announcement, BatchExtractionCompleted, ExtractionCompleted, ExtractionType, SymbolMetrics, SymbolSummary,
 };
-pub use publisher::{EventPublisher, NatsSettings, redact_nats_url};
+pub use outbox::{Delivery, EventCounters, EventCounts, Events};
+pub use publisher::{EventPublisher, JetStreamSettings, NatsSettings, OutgoingEvent, redact_nats_url};
 
 /// Why a subject prefix cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,8 +18,8 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use super::Context;
 use crate::{
     events::{
-        BatchExtractionCompleted, EventPublisher, ExtractionCompleted, ExtractionType, SymbolMetrics,
-        SymbolSummary, message::seconds,
+        BatchExtractionCompleted, Events, ExtractionCompleted, ExtractionType, SymbolMetrics, SymbolSummary,
+        message::seconds,
     },
     series::{Symbol, TimeRange},
 };
@@ -72,7 +72,7 @@ pub async fn run<J: SymbolJob>(
     job: Arc<J>,
     symbols: Vec<Symbol>,
     workers: usize,
-    events: Arc<EventPublisher>,
+    events: Arc<Events>,
 ) -> RunReport {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(workers.max(1)));
@@ -91,7 +91,6 @@ pub async fn run<J: SymbolJob>(
             } else {
                 job.run_symbol(ctx.clone(), symbol.clone()).await
             };
-            ctx.progress.finish(&symbol);
             let summary = SymbolSummary {
                 symbol,
                 metrics: SymbolMetrics {
@@ -106,15 +105,10 @@ pub async fn run<J: SymbolJob>(
             };
             log_symbol(&ctx, &summary);
             if !ctx.dry_run {
-                let message = ExtractionCompleted::new(
-                    job.extraction_type(),
-                    ctx.market,
-                    ctx.interval,
-                    &summary,
-                    ctx.clock.now_ms(),
-                );
-                let subject = message.subject(events.prefix());
-                events.publish(summary.symbol.as_str(), subject, &message).await;
+                let now = ctx.clock.now_ms();
+                let message =
+                    ExtractionCompleted::new(job.extraction_type(), ctx.market, ctx.interval, &summary, now);
+                events.announce(message, now).await;
             }
             (index, summary, outcome.interrupted)
         });
@@ -144,16 +138,16 @@ pub async fn run<J: SymbolJob>(
         .collect();
     let duration = started.elapsed();
     if !ctx.dry_run {
+        let now = ctx.clock.now_ms();
         let batch = BatchExtractionCompleted::new(
             job.extraction_type(),
             ctx.market,
             ctx.interval,
             &summaries,
             duration,
-            ctx.clock.now_ms(),
+            now,
         );
-        let subject = batch.subject(events.prefix());
-        events.publish("batch", subject, &batch).await;
+        events.announce(batch, now).await;
     }
     RunReport {
         symbols: summaries,

@@ -109,6 +109,20 @@ pub enum GapOutcome {
     ExchangeEmpty,
 }
 
+/// An event as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Stable id, sent as `Nats-Msg-Id`.
+    pub id: String,
+    pub subject: String,
+    /// A symbol, or "batch".
+    pub label: String,
+    /// The JSON body.
+    pub payload: String,
+    /// When it was recorded (epoch ms).
+    pub created_at: i64,
+}
+
 /// The connected store.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -207,6 +221,43 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, s => s.shared().record_gap(key, range, outcome, now_ms).await)
+    }
+
+    /// Records an event before it is published.
+    pub async fn outbox_insert(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        dispatch!(self, s => s.shared().outbox_insert(row).await)
+    }
+
+    /// Marks an event delivered (NATS confirmed it).
+    pub async fn outbox_mark_delivered(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.shared().outbox_mark_delivered(id, at_ms).await)
+    }
+
+    /// Up to `limit` undelivered events, oldest first.
+    pub async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.shared().outbox_pending(limit).await)
+    }
+
+    /// How many events are undelivered, and when the oldest was recorded.
+    pub async fn outbox_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        dispatch!(self, s => s.shared().outbox_backlog().await)
+    }
+
+    /// When the ban (or pause) Binance imposed on `market` ends, if one was recorded.
+    pub async fn ban_until(&self, market: binance_spec::Market) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.shared().ban_until(market).await)
+    }
+
+    /// Records that Binance made every request to `market` wait until `until_ms` (a later
+    /// record never shortens an earlier one).
+    pub async fn record_ban(
+        &self,
+        market: binance_spec::Market,
+        until_ms: i64,
+        status: u16,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.shared().record_ban(market, until_ms, status, now_ms).await)
     }
 
     /// Closes the connections, waiting for writes in flight.

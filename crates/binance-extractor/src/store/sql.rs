@@ -14,13 +14,13 @@
 
 use std::{fmt::Write as _, sync::Arc};
 
-use binance_spec::{Decimal, Kline};
+use binance_spec::{Decimal, Kline, Market};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
     query::Query,
 };
 
-use super::{GapOutcome, GapState, LedgerEntry, StoreError, outcome_columns};
+use super::{GapOutcome, GapState, LedgerEntry, OutboxRow, StoreError, outcome_columns};
 use crate::series::{SeriesKey, TimeRange};
 
 /// The columns of `klines` that hold a candle's values (everything but the key), in table
@@ -145,6 +145,26 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// A recorded ban only ever gets longer.
+    fn ban_upsert_clause(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                " ON CONFLICT (market) DO UPDATE SET until_ms = MAX(exchange_bans.until_ms, excluded.until_ms), \
+                 status = excluded.status, recorded_at = excluded.recorded_at"
+            }
+            Dialect::Postgres => {
+                " ON CONFLICT (market) DO UPDATE SET until_ms = GREATEST(exchange_bans.until_ms, excluded.until_ms), \
+                 status = excluded.status, recorded_at = excluded.recorded_at"
+            }
+            Dialect::MySql => {
+                " ON DUPLICATE KEY UPDATE until_ms = GREATEST(until_ms, VALUES(until_ms)), \
+                 status = VALUES(status), recorded_at = VALUES(recorded_at)"
+            }
+        }
+    }
+}
+
 /// `WHERE` condition selecting one series; binds market, symbol, interval.
 const SERIES: &str = "market = ? AND symbol = ? AND \"interval\" = ?";
 
@@ -161,6 +181,12 @@ pub(crate) struct Statements {
     /// Stored candles of a series in `[first, last]`: the write paths' check whether a batch
     /// lands on stored rows.
     count_range: String,
+    outbox_insert: String,
+    outbox_delivered: String,
+    outbox_pending: String,
+    outbox_backlog: String,
+    ban_get: String,
+    ban_set: String,
 }
 
 impl Statements {
@@ -204,6 +230,24 @@ impl Statements {
                 "INSERT INTO gap_ledger (market, symbol, \"interval\", gap_start, gap_end, state, first_seen, \
                  last_attempt, attempts, rows_filled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
                 dialect.ledger_upsert_clause()
+            )),
+            outbox_insert: r(
+                "INSERT INTO event_outbox (id, subject, label, payload, created_at) VALUES (?, ?, ?, ?, ?)"
+                    .into(),
+            ),
+            outbox_delivered: r("UPDATE event_outbox SET delivered_at = ? WHERE id = ?".into()),
+            outbox_pending: r(
+                "SELECT id, subject, label, payload, created_at FROM event_outbox \
+                 WHERE delivered_at IS NULL ORDER BY created_at, id LIMIT ?"
+                    .into(),
+            ),
+            outbox_backlog: r(
+                "SELECT COUNT(*), MIN(created_at) FROM event_outbox WHERE delivered_at IS NULL".into(),
+            ),
+            ban_get: r("SELECT until_ms FROM exchange_bans WHERE market = ?".into()),
+            ban_set: r(format!(
+                "INSERT INTO exchange_bans (market, until_ms, status, recorded_at) VALUES (?, ?, ?, ?){}",
+                dialect.ban_upsert_clause()
             )),
         }
     }
@@ -616,6 +660,83 @@ where
             .execute(&self.pool)
             .await
             .map_err(self.fail("recording a gap"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn outbox_insert(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        sqlx::query::<DB>(self.sql.outbox_insert.as_str())
+            .bind(row.id.as_str())
+            .bind(row.subject.as_str())
+            .bind(row.label.as_str())
+            .bind(row.payload.as_str())
+            .bind(row.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("recording an event in the outbox"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn outbox_mark_delivered(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query::<DB>(self.sql.outbox_delivered.as_str())
+            .bind(at_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("marking an event delivered"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query::<DB>(self.sql.outbox_pending.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail("reading the event outbox"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: self.get(r, 0)?,
+                    subject: self.get(r, 1)?,
+                    label: self.get(r, 2)?,
+                    payload: self.get(r, 3)?,
+                    created_at: self.get(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn outbox_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let row = sqlx::query::<DB>(self.sql.outbox_backlog.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.fail("reading the event outbox"))?;
+        let count: i64 = self.get(&row, 0)?;
+        Ok((u64::try_from(count).unwrap_or(0), self.get(&row, 1)?))
+    }
+
+    pub(crate) async fn ban_until(&self, market: Market) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar::<DB, i64>(self.sql.ban_get.as_str())
+            .bind(market.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.fail("reading a recorded ban"))
+    }
+
+    pub(crate) async fn record_ban(
+        &self,
+        market: Market,
+        until_ms: i64,
+        status: u16,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<DB>(self.sql.ban_set.as_str())
+            .bind(market.as_str())
+            .bind(until_ms)
+            .bind(i64::from(status))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail("recording a ban"))?;
         Ok(())
     }
 

@@ -1,0 +1,21 @@
+-- The event outbox: every event is recorded here before it is published, and marked
+-- delivered once NATS has confirmed it. Undelivered rows are sent by the next run or by
+-- `binance-extractor events flush`, with the same id (sent as Nats-Msg-Id).
+CREATE TABLE IF NOT EXISTS event_outbox (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    subject       TEXT    NOT NULL,
+    label         TEXT    NOT NULL,
+    payload       TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    delivered_at  INTEGER
+);
+CREATE INDEX IF NOT EXISTS event_outbox_pending ON event_outbox (delivered_at, created_at, id);
+
+-- Bans Binance imposed (HTTP 418) or pauses it asked for (429), per market: a process
+-- started before the end waits instead of extending the ban. Times are epoch ms.
+CREATE TABLE IF NOT EXISTS exchange_bans (
+    market       TEXT    NOT NULL PRIMARY KEY,
+    until_ms     INTEGER NOT NULL,
+    status       INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL
+);
