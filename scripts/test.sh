@@ -18,6 +18,7 @@ command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need_packag
 command -v pg_ctlcluster >/dev/null || need_packages+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_packages+=(mariadb-server)
 command -v gcc >/dev/null || need_packages+=(build-essential)
+command -v python3 >/dev/null || need_packages+=(python3 python3-pip)
 if [ ${#need_packages[@]} -gt 0 ]; then
   log "installing ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,6 +61,15 @@ if command -v psql >/dev/null; then
 fi
 if command -v mariadb >/dev/null; then
   mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test" >/dev/null 2>&1 || true
+fi
+
+# The seed's Python consumer (scripts/seed_consumer.py) is run by the event tests.
+if ! python3 -c "import nats" 2>/dev/null; then
+  log "installing nats-py (for the seed's consumer)"
+  command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null; }
+  python3 -m pip install --quiet nats-py 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages nats-py
 fi
 
 log "cargo fmt --check"

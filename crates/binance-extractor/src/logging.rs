@@ -24,7 +24,12 @@ pub fn init(format: LogFormat, filter: &str) {
             // On a terminal, progress bars are drawn below the log lines.
             progress::init_bars();
             registry
-                .with(fmt::layer().with_writer(progress::LogWriter).with_target(false))
+                .with(
+                    fmt::layer()
+                        .with_writer(progress::LogWriter)
+                        .with_target(false)
+                        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                )
                 .init()
         }
         LogFormat::Json => registry
