@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use binance_spec::time::format_rfc3339_ms;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     binance::{BinanceClient, ClientConfig, RetryPolicy, WeightBudget},
@@ -65,6 +66,18 @@ impl Stop {
 
 /// Runs the command of `settings` until done or stopped.
 pub async fn run(settings: Settings, stop: Stop) -> Exit {
+    let run_id = new_run_id();
+    let span = tracing::info_span!("run", run_id = %run_id, command = settings.job.name());
+    run_command(settings, stop, run_id).instrument(span).await
+}
+
+/// An id for this run: the start time in hex and a random part, e.g. `18d0c5a1f40-3f2a91c0`.
+/// Logs carry it, and every event id starts with it.
+pub fn new_run_id() -> String {
+    format!("{:x}-{:08x}", crate::clock::system_now_ms(), fastrand::u32(..))
+}
+
+async fn run_command(settings: Settings, stop: Stop, run_id: String) -> Exit {
     match &settings.job {
         JobSettings::Check => {
             let checks = crate::check::run(&settings).await;
@@ -127,7 +140,7 @@ pub async fn run(settings: Settings, stop: Stop) -> Exit {
                 connect_events(&settings, true).await,
                 Some(store.clone()),
                 settings.outbox_warn_age,
-                crate::clock::system_now_ms(),
+                &run_id,
             );
             let report = events.deliver_pending(crate::clock::system_now_ms()).await;
             events.close().await;
@@ -146,13 +159,13 @@ pub async fn run(settings: Settings, stop: Stop) -> Exit {
                 Exit::Failed
             }
         }
-        _ => run_job(&settings, store.clone(), &stop).await,
+        _ => run_job(&settings, store.clone(), &stop, &run_id).await,
     };
     store.close().await;
     exit
 }
 
-async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
+async fn run_job(settings: &Settings, store: Store, stop: &Stop, run_id: &str) -> Exit {
     let market = settings.market;
     let budget = Arc::new(WeightBudget::new(
         settings
@@ -202,14 +215,14 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop) -> Exit {
             EventPublisher::disabled(&settings.nats.subject_prefix),
             None,
             settings.outbox_warn_age,
-            clock.now_ms(),
+            run_id,
         )
     } else {
         let events = Events::new(
             connect_events(settings, false).await,
             Some(store.clone()),
             settings.outbox_warn_age,
-            clock.now_ms(),
+            run_id,
         );
         // Events earlier runs could not deliver go first, in order.
         events.deliver_pending(clock.now_ms()).await;

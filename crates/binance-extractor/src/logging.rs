@@ -37,7 +37,8 @@ pub fn init(format: LogFormat, filter: &str) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false)
+                    // The run's span: {"run_id": …, "command": …} on every line.
+                    .with_current_span(true)
                     .with_span_list(false)
                     .with_writer(std::io::stderr),
             )

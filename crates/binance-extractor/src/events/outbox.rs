@@ -100,12 +100,12 @@ pub struct Delivery {
 impl Events {
     /// Announces through `publisher`, recording in `store` (none: publish without an outbox,
     /// as in a dry run where nothing is published anyway).
-    pub fn new(publisher: EventPublisher, store: Option<Store>, warn_age: Duration, now_ms: i64) -> Self {
+    pub fn new(publisher: EventPublisher, store: Option<Store>, warn_age: Duration, run_id: &str) -> Self {
         Events {
             counters: Arc::default(),
             publisher,
             store,
-            run_id: format!("{now_ms:x}-{:08x}", fastrand::u32(..)),
+            run_id: run_id.to_string(),
             next: AtomicU64::new(1),
             warn_age,
         }
@@ -132,7 +132,8 @@ impl Events {
         if !self.publisher.enabled() {
             return;
         }
-        let id = format!("{}-{}", self.run_id, self.next.fetch_add(1, Ordering::Relaxed));
+        // Zero-padded so that ids of one run sort in the order they were made.
+        let id = format!("{}-{:06}", self.run_id, self.next.fetch_add(1, Ordering::Relaxed));
         message.set_event_id(id.clone());
         let event = OutgoingEvent {
             subject: message.subject(self.publisher.prefix()),

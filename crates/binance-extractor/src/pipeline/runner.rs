@@ -14,6 +14,7 @@ use std::{
 };
 
 use tokio::{sync::Semaphore, task::JoinSet};
+use tracing::Instrument;
 
 use super::Context;
 use crate::{
@@ -79,39 +80,48 @@ pub async fn run<J: SymbolJob>(
     let mut tasks = JoinSet::new();
     for (index, symbol) in symbols.iter().cloned().enumerate() {
         let (ctx, job, permits, events) = (ctx.clone(), job.clone(), permits.clone(), events.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("never closed");
-            let symbol_started = Instant::now();
-            let outcome = if ctx.cancel.is_cancelled() {
-                SymbolOutcome {
-                    interrupted: true,
-                    errors: vec![format!("{symbol}: not started, the run was stopped")],
-                    ..SymbolOutcome::default()
+        let span = tracing::Span::current();
+        tasks.spawn(
+            async move {
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                let symbol_started = Instant::now();
+                let outcome = if ctx.cancel.is_cancelled() {
+                    SymbolOutcome {
+                        interrupted: true,
+                        errors: vec![format!("{symbol}: not started, the run was stopped")],
+                        ..SymbolOutcome::default()
+                    }
+                } else {
+                    job.run_symbol(ctx.clone(), symbol.clone()).await
+                };
+                let summary = SymbolSummary {
+                    symbol,
+                    metrics: SymbolMetrics {
+                        records_fetched: outcome.records_fetched,
+                        records_written: outcome.records_written,
+                        duration_seconds: seconds(symbol_started.elapsed()),
+                        gaps_found: outcome.gaps_found,
+                        gaps_filled: outcome.gaps_filled,
+                    },
+                    errors: outcome.errors,
+                    range: outcome.range,
+                };
+                log_symbol(&ctx, &summary);
+                if !ctx.dry_run {
+                    let now = ctx.clock.now_ms();
+                    let message = ExtractionCompleted::new(
+                        job.extraction_type(),
+                        ctx.market,
+                        ctx.interval,
+                        &summary,
+                        now,
+                    );
+                    events.announce(message, now).await;
                 }
-            } else {
-                job.run_symbol(ctx.clone(), symbol.clone()).await
-            };
-            let summary = SymbolSummary {
-                symbol,
-                metrics: SymbolMetrics {
-                    records_fetched: outcome.records_fetched,
-                    records_written: outcome.records_written,
-                    duration_seconds: seconds(symbol_started.elapsed()),
-                    gaps_found: outcome.gaps_found,
-                    gaps_filled: outcome.gaps_filled,
-                },
-                errors: outcome.errors,
-                range: outcome.range,
-            };
-            log_symbol(&ctx, &summary);
-            if !ctx.dry_run {
-                let now = ctx.clock.now_ms();
-                let message =
-                    ExtractionCompleted::new(job.extraction_type(), ctx.market, ctx.interval, &summary, now);
-                events.announce(message, now).await;
+                (index, summary, outcome.interrupted)
             }
-            (index, summary, outcome.interrupted)
-        });
+            .instrument(span),
+        );
     }
     let mut done: Vec<Option<SymbolSummary>> = vec![None; symbols.len()];
     let mut interrupted = false;
