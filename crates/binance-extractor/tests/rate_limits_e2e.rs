@@ -151,13 +151,19 @@ async fn faults_are_retried_and_the_data_stays_exact() {
 }
 
 /// Spends weight from this test (same IP as the extractor) with exchangeInfo requests until
-/// the simulator answers 418; returns how long the ban lasts.
-async fn get_banned(base: &str) -> Duration {
-    let client = reqwest_lite::Client::new(base);
+/// the simulator answers 418. (This client ignores the budget on purpose.)
+async fn get_banned(base: &str) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
     loop {
-        let (status, retry_after) = client.get("/fapi/v1/exchangeInfo").await;
-        if status == 418 {
-            return Duration::from_secs(retry_after.expect("418 carries Retry-After"));
+        let r = client
+            .get(format!("{base}/fapi/v1/exchangeInfo"))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 418 {
+            assert!(r.headers().contains_key("retry-after"), "418 carries Retry-After");
+            return;
         }
     }
 }
@@ -248,49 +254,4 @@ async fn a_ban_pauses_every_worker_until_it_ends() {
         );
     }
     sim.shutdown().await;
-}
-
-/// A tiny HTTP/1.1 client for spending weight from the test (the product's client would
-/// respect the budget, which is the point of the product, not of this helper).
-mod reqwest_lite {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    pub struct Client {
-        addr: String,
-    }
-
-    impl Client {
-        pub fn new(base: &str) -> Self {
-            Client {
-                addr: base
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_string(),
-            }
-        }
-
-        /// Status and Retry-After of a GET.
-        pub async fn get(&self, path: &str) -> (u16, Option<u64>) {
-            let mut s = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
-            let req = format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.addr
-            );
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).await.unwrap();
-            let text = String::from_utf8_lossy(&buf);
-            let status = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let retry_after = text
-                .lines()
-                .find(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
-                .and_then(|l| l.split(':').nth(1))
-                .and_then(|v| v.trim().parse().ok());
-            (status, retry_after)
-        }
-    }
 }
