@@ -188,8 +188,10 @@ async fn run_job(settings: &Settings, store: Store, stop: &Stop, run_id: &str) -
         }
     };
     wait_out_recorded_ban(&store, market, &budget).await;
-    let clock = anchor_clock(&client).await;
+    // The limit first: weight other runs used shows in the first answer's header, and must be
+    // weighed against the real limit, not the published default.
     configure_budget(&client, &budget, settings.max_weight_per_minute).await;
+    let clock = anchor_clock(&client).await;
 
     let (series, workers, dry_run) = match &settings.job {
         JobSettings::Extract { series, workers, .. } => (series, *workers, false),

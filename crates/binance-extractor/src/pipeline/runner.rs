@@ -79,11 +79,13 @@ pub async fn run<J: SymbolJob>(
     let permits = Arc::new(Semaphore::new(workers.max(1)));
     let mut tasks = JoinSet::new();
     for (index, symbol) in symbols.iter().cloned().enumerate() {
-        let (ctx, job, permits, events) = (ctx.clone(), job.clone(), permits.clone(), events.clone());
+        // Symbols start in the order given: a slot is taken before the task exists.
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let (ctx, job, events) = (ctx.clone(), job.clone(), events.clone());
         let span = tracing::Span::current();
         tasks.spawn(
             async move {
-                let _permit = permits.acquire_owned().await.expect("never closed");
+                let _permit = permit;
                 let symbol_started = Instant::now();
                 let outcome = if ctx.cancel.is_cancelled() {
                     SymbolOutcome {

@@ -316,8 +316,37 @@ impl MultiRowUpsert {
         sql
     }
 
+    /// The statements that write `rows` of `key`, every value bound: one per
+    /// `rows_per_statement` rows. Binding (printing each decimal) is most of the program's
+    /// share of a write, so a caller that must write alone (SQLite) binds before taking its
+    /// turn.
+    pub(crate) fn bind<DB: TextBinding>(
+        &self,
+        key: &SeriesKey,
+        rows: &[Kline],
+    ) -> Vec<Query<'static, DB, DB::Arguments>> {
+        let key = KeyText::new(key);
+        rows.chunks(self.rows_per_statement)
+            .map(|chunk| self.bind_chunk(&key, chunk))
+            .collect()
+    }
+
+    fn bind_chunk<DB: TextBinding>(
+        &self,
+        key: &KeyText,
+        chunk: &[Kline],
+    ) -> Query<'static, DB, DB::Arguments> {
+        let statement = if chunk.len() == self.rows_per_statement {
+            self.full.clone()
+        } else {
+            Arc::from(Self::text(self.dialect, chunk.len(), &self.tail))
+        };
+        bind_rows(sqlx::query::<DB>(AssertSqlSafe(statement)), key, chunk)
+    }
+
     /// Writes `rows` of `key` in statements of at most `rows_per_statement` rows inside the
-    /// caller's transaction `conn`; returns the statements' results summed (`rows_affected`).
+    /// caller's transaction `conn`, binding each statement just before it runs; returns the
+    /// statements' results summed (`rows_affected`).
     pub(crate) async fn execute<DB>(
         &self,
         conn: &mut DB::Connection,
@@ -325,52 +354,120 @@ impl MultiRowUpsert {
         rows: &[Kline],
     ) -> Result<DB::QueryResult, sqlx::Error>
     where
-        DB: Database,
+        DB: TextBinding,
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: IntoArguments<DB>,
-        for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-        for<'a> i64: Encode<'a, DB> + Type<DB>,
     {
+        let key = KeyText::new(key);
         let mut total = DB::QueryResult::default();
         for chunk in rows.chunks(self.rows_per_statement) {
-            let statement = if chunk.len() == self.rows_per_statement {
-                self.full.clone()
-            } else {
-                Arc::from(Self::text(self.dialect, chunk.len(), &self.tail))
-            };
-            let query = bind_rows(sqlx::query::<DB>(AssertSqlSafe(statement)), key, chunk);
+            let query = self.bind_chunk::<DB>(&key, chunk);
             total.extend([query.execute(&mut *conn).await?]);
         }
         Ok(total)
     }
 }
 
+/// The key columns of a series as text, each shared by every row that binds it.
+pub(crate) struct KeyText {
+    market: Arc<str>,
+    symbol: Arc<str>,
+    interval: Arc<str>,
+}
+
+impl KeyText {
+    fn new(key: &SeriesKey) -> Self {
+        KeyText {
+            market: Arc::from(key.market.as_str()),
+            symbol: Arc::from(key.symbol.as_str()),
+            interval: Arc::from(key.interval.as_str()),
+        }
+    }
+}
+
+/// How a backend's driver takes bound text, so that binding a row allocates as little as
+/// that driver allows. MySQL's driver copies each value into the statement's packet at once:
+/// borrowed text costs nothing. SQLite's keeps every value until the statement runs, copying
+/// a borrowed `&str` into a new `String` in a new `Arc` (two allocations per value), but
+/// takes an `Arc<str>` as it is: the key columns then share one `Arc` per batch and each
+/// decimal costs one allocation.
+pub(crate) trait TextBinding: Database {
+    /// Binds one of the key columns.
+    fn bind_shared(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &Arc<str>,
+    ) -> Query<'static, Self, Self::Arguments>;
+
+    /// Binds `text` (a decimal printed into a reused buffer).
+    fn bind_text(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &str,
+    ) -> Query<'static, Self, Self::Arguments>;
+
+    /// Binds an integer column.
+    fn bind_int(q: Query<'static, Self, Self::Arguments>, n: i64) -> Query<'static, Self, Self::Arguments>;
+}
+
+impl TextBinding for sqlx::Sqlite {
+    fn bind_shared(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &Arc<str>,
+    ) -> Query<'static, Self, Self::Arguments> {
+        q.bind(text.clone())
+    }
+
+    fn bind_text(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &str,
+    ) -> Query<'static, Self, Self::Arguments> {
+        q.bind(Arc::<str>::from(text))
+    }
+
+    fn bind_int(q: Query<'static, Self, Self::Arguments>, n: i64) -> Query<'static, Self, Self::Arguments> {
+        q.bind(n)
+    }
+}
+
+impl TextBinding for sqlx::MySql {
+    fn bind_shared(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &Arc<str>,
+    ) -> Query<'static, Self, Self::Arguments> {
+        q.bind(&**text)
+    }
+
+    fn bind_text(
+        q: Query<'static, Self, Self::Arguments>,
+        text: &str,
+    ) -> Query<'static, Self, Self::Arguments> {
+        q.bind(text)
+    }
+
+    fn bind_int(q: Query<'static, Self, Self::Arguments>, n: i64) -> Query<'static, Self, Self::Arguments> {
+        q.bind(n)
+    }
+}
+
 /// Binds every column of `rows` of `key`, in `klines`' column order, to a multi-row
 /// INSERT. Decimals go as their exact text.
-fn bind_rows<'q, DB>(
-    mut q: Query<'q, DB, DB::Arguments>,
-    key: &SeriesKey,
+fn bind_rows<DB: TextBinding>(
+    mut q: Query<'static, DB, DB::Arguments>,
+    key: &KeyText,
     rows: &[Kline],
-) -> Query<'q, DB, DB::Arguments>
-where
-    DB: Database,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-{
+) -> Query<'static, DB, DB::Arguments> {
     // One buffer for every decimal's text: the drivers copy what is bound.
     let mut text = String::with_capacity(40);
     for k in rows {
-        q = q
-            .bind(key.market.as_str())
-            .bind(key.symbol.as_str())
-            .bind(key.interval.as_str());
+        q = DB::bind_shared(q, &key.market);
+        q = DB::bind_shared(q, &key.symbol);
+        q = DB::bind_shared(q, &key.interval);
         for value in row_values(k) {
             q = match value {
-                Value::Int(n) => q.bind(n),
+                Value::Int(n) => DB::bind_int(q, n),
                 Value::Decimal(d) => {
                     text.clear();
                     push_decimal(&mut text, d);
-                    q.bind(text.as_str())
+                    DB::bind_text(q, &text)
                 }
             };
         }

@@ -26,12 +26,13 @@ static SQL: LazyLock<Statements> = LazyLock::new(|| Statements::new(Dialect::Sql
 /// Rewriting an identical candle touches nothing (the WHERE clause), so `rows_affected`
 /// counts only new and corrected candles.
 static UPSERT: LazyLock<MultiRowUpsert> =
-    LazyLock::new(|| MultiRowUpsert::new(Dialect::Sqlite, 500, sql::kline_conflict_clause(Dialect::Sqlite)));
+    LazyLock::new(|| MultiRowUpsert::new(Dialect::Sqlite, std::env::var("BX_STMT").ok().and_then(|v| v.parse().ok()).unwrap_or(500), sql::kline_conflict_clause(Dialect::Sqlite)));
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     shared: SharedQueries<Sqlite>,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -67,6 +68,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::migrate(target, e))?;
         Ok(SqliteStore {
             shared: SharedQueries::new(pool, target, &SQL),
+            writer: Default::default(),
         })
     }
 
@@ -76,22 +78,46 @@ impl SqliteStore {
     }
 
     pub(super) fn batch_rows(&self) -> usize {
-        5_000
+        std::env::var("BX_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000)
     }
 
     pub(super) async fn write_klines(&self, key: &SeriesKey, rows: &[Kline]) -> Result<u64, StoreError> {
         let fail = self.shared.fail("writing klines");
+        let statements = UPSERT.bind::<Sqlite>(key, rows);
+        let _w = self.writer.lock().await;
+        let t0 = std::time::Instant::now();
+        let _g = scopeguard(t0);
         let mut tx = self.shared.pool.begin().await.map_err(&fail)?;
-        let changed = UPSERT
-            .execute::<Sqlite>(&mut tx, key, rows)
-            .await
-            .map_err(&fail)?
-            .rows_affected();
+        let mut changed = 0;
+        for statement in statements {
+            changed += statement.execute(&mut *tx).await.map_err(&fail)?.rows_affected();
+        }
         tx.commit().await.map_err(&fail)?;
         Ok(changed)
     }
 
     pub(super) async fn close(&self) {
+        eprintln!(
+            "TIMING write busy {} ms over {} calls",
+            BUSY.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+            CALLS.load(std::sync::atomic::Ordering::Relaxed)
+        );
         self.shared.pool.close().await;
     }
+}
+
+static BUSY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+struct G(std::time::Instant);
+impl Drop for G {
+    fn drop(&mut self) {
+        BUSY.fetch_add(
+            self.0.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+fn scopeguard(t: std::time::Instant) -> G {
+    G(t)
 }
