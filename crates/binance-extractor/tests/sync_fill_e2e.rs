@@ -15,6 +15,7 @@ use serde_json::Value;
 on_each_backend!(
     sync_from_empty_then_resume,
     fill_gaps_restores_deleted_rows_and_skips_known_outages,
+    fill_gaps_from_start_finds_a_hole_straddling_it,
     sigkill_then_rerun_equals_uninterrupted,
     dry_run_writes_and_publishes_nothing,
     sigterm_finishes_the_page_flushes_events_and_exits_143,
@@ -534,5 +535,55 @@ async fn real_rows_give_no_false_holes(backend: Backend) {
     let out = run(cmd).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(sim.stats().klines_requests, requests);
+    sim.shutdown().await;
+}
+
+/// `fill-gaps --start` inside a hole fetches that hole whole; holes before it are left alone.
+async fn fill_gaps_from_start_finds_a_hole_straddling_it(backend: Backend) {
+    let sim = start_sim(sim_config()).await;
+    let db = TestDb::new(backend).await;
+    let prefix = unique_prefix("straddle");
+    let out = run(sync_cmd(&sim, &db, &prefix)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let complete = db.dump().await;
+    let ms = |s: &str| t(s).to_string();
+    // One hole well before --start, one that --start falls into.
+    db.execute(&format!(
+        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time = {}",
+        ms("2024-01-03T10:00:00Z")
+    ))
+    .await;
+    db.execute(&format!(
+        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time >= {} AND open_time < {}",
+        ms("2024-02-14T22:00:00Z"),
+        ms("2024-02-15T02:00:00Z")
+    ))
+    .await;
+    let mut cmd = extractor(&sim.base_url(), &db.url(), &prefix);
+    cmd.env("NATS_ENABLED", "false").args([
+        "fill-gaps",
+        "--period",
+        "15m",
+        "--symbols",
+        "BTCUSDT",
+        "--start",
+        "2024-02-15",
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("BTCUSDT") && out.stdout.contains(" 16 "),
+        "16 rows written: {}",
+        out.stdout
+    );
+    let mut want = complete.lines().collect::<Vec<_>>();
+    let early = format!("|BTCUSDT|15m|{}|", ms("2024-01-03T10:00:00Z"));
+    want.retain(|l| !l.contains(&early));
+    let got = db.dump().await;
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        want,
+        "the straddling hole is filled, the early one is not"
+    );
     sim.shutdown().await;
 }

@@ -119,7 +119,10 @@ impl FillGaps {
         };
         let lo = self.start.unwrap_or(oldest);
         let hi = self.end.map_or(newest + 1, |e| e.min(newest + 1));
-        let mut holes = ctx.store.holes(key, TimeRange::new(lo.max(oldest), hi)).await?;
+        // From the first stored candle, so that a hole straddling --start is found whole (the
+        // database returns only the holes, however long the history).
+        let mut holes = ctx.store.holes(key, TimeRange::new(oldest, hi)).await?;
+        holes.retain(|h| h.end > lo);
         // Before the first stored kline: a hole only from Binance's own first kline on.
         if lo < oldest {
             let query = KlinesQuery {
