@@ -4,9 +4,13 @@
 //! - `ingest` ([`ingest`]): the store's bulk write on SQLite, PostgreSQL and MySQL/MariaDB
 //!   against each database's own bulk loader (`sqlite3 .import`, `psql \copy`,
 //!   `LOAD DATA LOCAL INFILE`).
+//! - `e2e` ([`e2e`]): the release binary end to end against the simulator — klines/s into
+//!   each database, peak memory, requests and weight per 1,000 rows, and wall time under a
+//!   weight limit against the minimum the budget allows — with the targets beside.
 //!
 //! Results and the exact commands are recorded in `docs/BENCHMARKS.md`.
 
+mod e2e;
 mod ingest;
 
 use clap::{Parser, Subcommand};
@@ -26,11 +30,15 @@ enum Command {
     /// Store ingest: the same klines through Store::write_klines and through each
     /// database's own bulk loader.
     Ingest(ingest::Args),
+    /// End to end: the extractor binary against the simulator into each database, with
+    /// klines/s, peak RSS, weight per 1,000 rows and the rate-limited wall time.
+    E2e(e2e::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args).await,
+        Command::E2e(args) => e2e::run(args).await,
     }
 }

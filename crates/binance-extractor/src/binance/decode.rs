@@ -280,18 +280,64 @@ impl Field<'_> {
 
     fn as_decimal(&self) -> Option<Decimal> {
         match self {
-            Field::Str(s) => {
-                let s: &str = s;
-                let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
-                if plain {
-                    Decimal::from_str_exact(s).ok()
-                } else {
-                    None
-                }
-            }
+            Field::Str(s) => parse_decimal(s),
             Field::Int(v) => Some(Decimal::from(*v)),
             Field::Float(_) | Field::Other(_) => None,
         }
+    }
+}
+
+/// `s` as an exact decimal, scale kept, or `None`. Binance's shape — digits, a point, more
+/// digits, at most 19 digits in all — is read in one pass straight into the mantissa;
+/// anything else (a sign, more digits, a stray character) goes to `Decimal::from_str_exact`,
+/// and only plain digits, points and minus signs are accepted at all (no exponent, no
+/// spaces). Both paths give the same `Decimal` for the same text (tested below).
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    let mut mantissa: u64 = 0;
+    let mut digits = 0u32;
+    // Digits after the point, once the point is seen.
+    let mut fraction: Option<u32> = None;
+    for &b in s.as_bytes() {
+        match b {
+            // 19 digits always fit in a u64.
+            b'0'..=b'9' if digits < 19 => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() && digits > 0 => fraction = Some(0),
+            _ => return parse_decimal_slowly(s),
+        }
+    }
+    match fraction {
+        // "12" or "12.5": exact as read. ("12." and "" take the slow path.)
+        None if digits > 0 => Some(Decimal::from_parts(
+            mantissa as u32,
+            (mantissa >> 32) as u32,
+            0,
+            false,
+            0,
+        )),
+        Some(scale) if scale > 0 => Some(Decimal::from_parts(
+            mantissa as u32,
+            (mantissa >> 32) as u32,
+            0,
+            false,
+            scale,
+        )),
+        _ => parse_decimal_slowly(s),
+    }
+}
+
+/// Any other decimal text, by `rust_decimal` (exact or refused, never rounded).
+fn parse_decimal_slowly(s: &str) -> Option<Decimal> {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+    if plain {
+        Decimal::from_str_exact(s).ok()
+    } else {
+        None
     }
 }
 
@@ -506,6 +552,65 @@ mod tests {
         assert!(matches!(err, DecodeError::NotKlines(_)), "{err:?}");
         let err = decode_klines(b"[] trailing").unwrap_err();
         assert!(matches!(err, DecodeError::NotKlines(_)), "{err:?}");
+    }
+
+    /// The one-pass reader gives exactly what `Decimal::from_str_exact` gives (mantissa and
+    /// scale), and refuses what the slow path refuses.
+    #[test]
+    fn decimals_read_in_one_pass_match_rust_decimal() {
+        let mut cases: Vec<String> = [
+            "0",
+            "0.0",
+            "0.00000000",
+            "00.10",
+            "1",
+            "1.",
+            ".5",
+            "",
+            "-",
+            "-1.5",
+            "-0.00",
+            "1.2.3",
+            "1-2",
+            "9999999999999999999",
+            "9999999999999999999.9",
+            "10000000000000000000",
+            "1844674407370955161.5",
+            "18446744073709551615",
+            "0.0000000000000000001",
+            "0.00000000000000000001",
+            "30453.00",
+            "5301913.57520",
+            "1e5",
+            " 1",
+            "1 ",
+            "+1",
+            "79228162514264337593543950335",
+            "79228162514264337593543950336",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..50_000 {
+            let int_len = rng.usize(0..14);
+            let frac_len = rng.usize(0..14);
+            let mut text: String = (0..int_len).map(|_| rng.char('0'..='9')).collect();
+            if rng.bool() || frac_len > 0 {
+                text.push('.');
+            }
+            text.extend((0..frac_len).map(|_| rng.char('0'..='9')));
+            cases.push(text);
+        }
+        for text in cases {
+            let slow = parse_decimal_slowly(&text);
+            let fast = parse_decimal(&text);
+            assert_eq!(
+                fast.map(|d| (d.mantissa(), d.scale(), d.is_sign_negative())),
+                slow.map(|d| (d.mantissa(), d.scale(), d.is_sign_negative())),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

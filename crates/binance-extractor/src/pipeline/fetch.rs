@@ -11,7 +11,7 @@
 use binance_spec::Kline;
 use tokio::sync::mpsc;
 
-use super::{Context, PipelineError};
+use super::{Context, PipelineError, holes::HoleFinder};
 use crate::{
     binance::{BinanceError, KlinesQuery},
     series::{SeriesKey, TimeRange},
@@ -106,7 +106,7 @@ async fn produce(
             end_inclusive: range.end - 1,
             limit,
         };
-        let page = match ctx.client.klines(query).await {
+        let mut page = match ctx.client.klines(query).await {
             Ok(page) => page,
             Err(e) => return (outcome, Err(e)),
         };
@@ -115,22 +115,20 @@ async fn produce(
         let Some(last) = page.last().map(|k| k.open_time) else {
             break;
         };
-        let mut rows = Vec::with_capacity(page.len());
-        for k in page {
+        for (index, k) in page.iter().enumerate() {
             if previous.is_some_and(|p| k.open_time <= p) {
                 let err = crate::binance::decode::DecodeError::Row {
-                    index: rows.len(),
+                    index,
                     open_time: Some(k.open_time),
                     problem: "rows are not in ascending open-time order".into(),
                 };
                 return (outcome, Err(err.into()));
             }
             previous = Some(k.open_time);
-            if range.contains(k.open_time) && k.is_closed_at(now) {
-                rows.push(k);
-            }
         }
-        if !rows.is_empty() && tx.send(rows).await.is_err() {
+        // The page itself goes to the writer, less what is outside the range or not closed.
+        page.retain(|k| range.contains(k.open_time) && k.is_closed_at(now));
+        if !page.is_empty() && tx.send(page).await.is_err() {
             // The writer stopped (its error is reported by the caller).
             break;
         }
@@ -160,19 +158,11 @@ async fn consume(
     after: Option<i64>,
 ) -> (Written, Result<(), PipelineError>) {
     let batch_rows = ctx.store.batch_rows();
-    let max_step = key.interval.max_step_ms();
+    let mut holes = HoleFinder::new(key.interval, after);
     let mut out = Written::default();
     let mut batch: Vec<Kline> = Vec::with_capacity(batch_rows);
-    let mut previous = after;
     while let Some(page) = rx.recv().await {
-        for k in &page {
-            if let Some(p) = previous
-                && k.open_time - p > max_step
-            {
-                out.holes.push(TimeRange::new(p + 1, k.open_time));
-            }
-            previous = Some(k.open_time);
-        }
+        holes.feed(page.iter().map(|k| k.open_time));
         out.fetched += page.len() as u64;
         ctx.progress
             .advance(&key.symbol, page.len() as u64, page.last().map(|k| k.open_time));
@@ -182,11 +172,15 @@ async fn consume(
         if batch.len() >= batch_rows {
             match write(ctx, key, &batch).await {
                 Ok(n) => out.written += n,
-                Err(e) => return (out, Err(e)),
+                Err(e) => {
+                    out.holes = holes.into_holes();
+                    return (out, Err(e));
+                }
             }
             batch.clear();
         }
     }
+    out.holes = holes.into_holes();
     let result = write(ctx, key, &batch).await.map(|n| out.written += n);
     (out, result)
 }

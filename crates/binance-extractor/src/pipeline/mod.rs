@@ -1,12 +1,14 @@
 //! The pipeline the three jobs share: Binance → validate → store → event.
 //!
 //! - [`fetch`]: the one paging loop, streaming pages into batched writes.
+//! - [`holes`]: the holes between consecutive candles, found as the pages go by.
 //! - [`runner`]: symbols in parallel, per-symbol and batch events, the run's report.
 //!
 //! A job supplies only what differs — which ranges to fetch for a symbol and what to
 //! record afterwards — as a [`runner::SymbolJob`].
 
 pub mod fetch;
+pub mod holes;
 pub mod runner;
 
 use binance_spec::{Interval, Market};

@@ -92,7 +92,8 @@ impl MySqlStore {
             .await
             .map_err(&fail)?;
         let affected = UPSERT
-            .execute::<MySql>(&mut tx, key, rows)
+            .start::<MySql>(key, rows)
+            .execute(&mut tx)
             .await
             .map_err(&fail)?
             .rows_affected();

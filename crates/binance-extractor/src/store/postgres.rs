@@ -91,14 +91,14 @@ impl PostgresStore {
     }
 
     /// A COPY of a few thousand rows costs a few milliseconds; larger batches mostly save
-    /// commits, and 10,000 rows (~1.5 MB of COPY text) keeps memory small.
+    /// commits. The batch is sent in pieces ([`COPY_PIECE_ROWS`]), so its size costs only
+    /// the batch's own rows in memory.
     pub(super) fn batch_rows(&self) -> usize {
         10_000
     }
 
     pub(super) async fn write_klines(&self, key: &SeriesKey, rows: &[Kline]) -> Result<u64, StoreError> {
         let fail = self.shared.fail("writing klines");
-        let text = copy_text(key, rows);
         let mut conn = self.shared.pool.acquire().await.map_err(&fail)?;
         let mut tx = conn.begin().await.map_err(&fail)?;
         let stored = sql::count_range(&mut *tx, &SQL, key, sql::open_time_bounds(rows))
@@ -106,7 +106,7 @@ impl PostgresStore {
             .map_err(&fail)?;
         if stored == 0 {
             let mut direct = tx.begin().await.map_err(&fail)?;
-            match copy(&mut direct, &COPY_KLINES, &text).await {
+            match copy(&mut direct, &COPY_KLINES, key, rows).await {
                 Ok(copied) => {
                     direct.commit().await.map_err(&fail)?;
                     tx.commit().await.map_err(&fail)?;
@@ -116,7 +116,7 @@ impl PostgresStore {
                 Err(e) => return Err(fail(e)),
             }
         }
-        copy(&mut tx, &COPY_STAGING, &text).await.map_err(&fail)?;
+        copy(&mut tx, &COPY_STAGING, key, rows).await.map_err(&fail)?;
         let changed = sqlx::query(UPSERT_STAGED.as_str())
             .execute(&mut *tx)
             .await
@@ -131,27 +131,36 @@ impl PostgresStore {
     }
 }
 
-/// The batch in COPY's text format, in `klines`' column order.
-fn copy_text(key: &SeriesKey, rows: &[Kline]) -> String {
+/// Rows per COPY message. A batch's text is built and sent a piece at a time in one reused
+/// buffer (~150 KB), so neither it nor the connection's write buffer ever holds a whole
+/// batch, and the server parses one piece while the next is printed.
+const COPY_PIECE_ROWS: usize = 1_000;
+
+/// Runs `COPY … FROM STDIN` with `rows` of `key` in COPY's text format (`klines`' column
+/// order, tab-separated, one row a line); returns the rows copied.
+async fn copy(
+    conn: &mut PgConnection,
+    statement: &str,
+    key: &SeriesKey,
+    rows: &[Kline],
+) -> Result<u64, sqlx::Error> {
     let prefix = format!(
         "{}\t{}\t{}\t",
         key.market.as_str(),
         key.symbol.as_str(),
         key.interval.as_str()
     );
-    let mut text = String::with_capacity(rows.len() * (prefix.len() + 140));
-    for k in rows {
-        text.push_str(&prefix);
-        sql::push_row(&mut text, k, '\t');
-        text.push('\n');
-    }
-    text
-}
-
-/// Runs `COPY … FROM STDIN` with `text`; returns the rows copied.
-async fn copy(conn: &mut PgConnection, statement: &str, text: &str) -> Result<u64, sqlx::Error> {
+    let mut text = String::with_capacity(COPY_PIECE_ROWS.min(rows.len()) * (prefix.len() + 140));
     let mut copy = conn.copy_in_raw(statement).await?;
-    copy.send(text.as_bytes()).await?;
+    for piece in rows.chunks(COPY_PIECE_ROWS) {
+        text.clear();
+        for k in piece {
+            text.push_str(&prefix);
+            sql::push_row(&mut text, k, '\t');
+            text.push('\n');
+        }
+        copy.send(text.as_bytes()).await?;
+    }
     copy.finish().await
 }
 
