@@ -26,8 +26,9 @@ fn weight_of(rows: u64) -> u64 {
     w
 }
 
-/// 20 symbols under a small weight window: no 429 at all, and a wall time within 10 % of
-/// the minimum the budget allows.
+/// 20 symbols under a small weight window: no 429 at all, nothing spent twice, and the
+/// budget used up to its ceiling. (Wall time against the minimum the budget allows is a
+/// benchmark figure, not a timed test: `bx-bench e2e --workload rate-limited`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_symbols_use_the_budget_without_a_single_429() {
     let names = symbols(20);
@@ -83,15 +84,21 @@ async fn twenty_symbols_use_the_budget_without_a_single_429() {
             "{name}"
         );
     }
-    // The minimum: the budget (90 % of the limit) spent in full every window, from the first.
-    let allowance = limit * 9 / 10;
-    let total = weight_of(rows_per_symbol) * names.len() as u64 + 2; // + time and exchangeInfo
-    let windows = total.div_ceil(allowance);
-    let minimum = window * (windows as u32 - 1);
-    eprintln!("weight {total}, allowance {allowance}/window: minimum {minimum:?}, wall {wall:?}");
-    assert!(
-        wall.as_secs_f64() <= minimum.as_secs_f64() * 1.10 + 0.5,
-        "wall {wall:?} vs minimum {minimum:?} (process start and shutdown allowed 0.5 s)"
+    // Not one request more than the rows need, each at the cheapest page size.
+    let spent: u64 = stats
+        .klines_log
+        .iter()
+        .map(|e| u64::from(Market::UsdM.klines_weight(e.limit.unwrap())))
+        .sum();
+    assert_eq!(spent, weight_of(rows_per_symbol) * names.len() as u64);
+    // Never idle while there was budget: some window got at least the 90 % ceiling (our
+    // windows and Binance's need not be aligned, so one may see a little more — never over
+    // the limit, checked above).
+    let busiest = stats.max_weight_in_any_window.usdm;
+    assert!(busiest >= limit * 9 / 10, "busiest window {busiest} of {limit}");
+    eprintln!(
+        "wall {wall:?} for {spent} weight at {} per {window:?}",
+        limit * 9 / 10
     );
     sim.shutdown().await;
 }
