@@ -39,20 +39,8 @@ pub struct Args {
     /// Runs per method; the best is reported (1 = a single cold-ish run).
     #[arg(long, default_value_t = 1)]
     runs: usize,
-    /// A PostgreSQL database to connect through; the benchmark creates and drops its own.
-    #[arg(
-        long,
-        env = "TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
-    postgres_url: String,
-    /// A MySQL/MariaDB database to connect through; the benchmark creates and drops its own.
-    #[arg(
-        long,
-        env = "TEST_MYSQL_URL",
-        default_value = "mysql://root@127.0.0.1:3306/test"
-    )]
-    mysql_url: String,
+    #[command(flatten)]
+    servers: crate::Servers,
 }
 
 /// The symbols of the benchmark: each with its price, tick and volume decimals as on
@@ -113,8 +101,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 format!("sqlite://{}", workdir.path().join("server.db").display()),
                 "sqlite3 .import",
             ),
-            "postgres" => (args.postgres_url.clone(), "psql \\copy"),
-            "mysql" => (args.mysql_url.clone(), "LOAD DATA LOCAL INFILE"),
+            "postgres" => (args.servers.postgres_url.clone(), "psql \\copy"),
+            "mysql" => (args.servers.mysql_url.clone(), "LOAD DATA LOCAL INFILE"),
             other => bail!("unknown backend '{other}': use sqlite, postgres or mysql"),
         };
         let server: DatabaseUrl = server.parse()?;

@@ -13,7 +13,27 @@
 mod e2e;
 mod ingest;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+/// The database servers a benchmark connects through; each run creates and drops its own
+/// database on them.
+#[derive(Debug, Args)]
+struct Servers {
+    /// A PostgreSQL database to connect through.
+    #[arg(
+        long,
+        env = "TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
+    /// A MySQL/MariaDB database to connect through.
+    #[arg(
+        long,
+        env = "TEST_MYSQL_URL",
+        default_value = "mysql://root@127.0.0.1:3306/test"
+    )]
+    mysql_url: String,
+}
 
 #[derive(Debug, Parser)]
 #[command(

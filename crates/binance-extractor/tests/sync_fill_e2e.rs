@@ -64,6 +64,17 @@ async fn assert_store_equals_sim(sim: &SimHandle, db: &TestDb) {
     }
 }
 
+/// Deletes `symbol`'s candles opening at `from`, or in `[from, to)`.
+async fn delete_klines(db: &TestDb, symbol: &str, from: &str, to: Option<&str>) {
+    let upto = to.map_or(String::new(), |to| format!(" AND open_time < {}", t(to)));
+    let op = if to.is_some() { ">=" } else { "=" };
+    db.execute(&format!(
+        "DELETE FROM klines WHERE symbol = '{symbol}' AND open_time {op} {}{upto}",
+        t(from)
+    ))
+    .await;
+}
+
 fn by_symbol<'a>(events: &'a [Event], symbol: &str) -> &'a Value {
     &events
         .iter()
@@ -156,29 +167,10 @@ async fn fill_gaps_restores_deleted_rows_and_skips_known_outages(backend: Backen
 
     // Four holes: a single row and a range in BTCUSDT, two days in ETHUSDT, and the row just
     // after the outage in SOLUSDT's neighbour ETHUSDT (merging with the known outage).
-    let ms = |s: &str| t(s).to_string();
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time = {}",
-        ms("2024-01-05T10:00:00Z")
-    ))
-    .await;
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time >= {} AND open_time < {}",
-        ms("2024-01-20"),
-        ms("2024-01-20T06:00:00Z")
-    ))
-    .await;
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'ETHUSDT' AND open_time >= {} AND open_time < {}",
-        ms("2024-02-10"),
-        ms("2024-02-12")
-    ))
-    .await;
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'ETHUSDT' AND open_time = {}",
-        ms(OUTAGE.1)
-    ))
-    .await;
+    delete_klines(&db, "BTCUSDT", "2024-01-05T10:00:00Z", None).await;
+    delete_klines(&db, "BTCUSDT", "2024-01-20", Some("2024-01-20T06:00:00Z")).await;
+    delete_klines(&db, "ETHUSDT", "2024-02-10", Some("2024-02-12")).await;
+    delete_klines(&db, "ETHUSDT", OUTAGE.1, None).await;
     assert_ne!(db.dump().await, complete);
 
     let mut sub = Subscriber::new(&prefix).await;
@@ -548,16 +540,13 @@ async fn fill_gaps_from_start_finds_a_hole_straddling_it(backend: Backend) {
     let complete = db.dump().await;
     let ms = |s: &str| t(s).to_string();
     // One hole well before --start, one that --start falls into.
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time = {}",
-        ms("2024-01-03T10:00:00Z")
-    ))
-    .await;
-    db.execute(&format!(
-        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND open_time >= {} AND open_time < {}",
-        ms("2024-02-14T22:00:00Z"),
-        ms("2024-02-15T02:00:00Z")
-    ))
+    delete_klines(&db, "BTCUSDT", "2024-01-03T10:00:00Z", None).await;
+    delete_klines(
+        &db,
+        "BTCUSDT",
+        "2024-02-14T22:00:00Z",
+        Some("2024-02-15T02:00:00Z"),
+    )
     .await;
     let mut cmd = extractor(&sim.base_url(), &db.url(), &prefix);
     cmd.env("NATS_ENABLED", "false").args([

@@ -70,20 +70,8 @@ pub struct Args {
     /// Window of the rate-limited run, seconds.
     #[arg(long, default_value_t = 1)]
     rate_window_secs: u64,
-    /// A PostgreSQL database to connect through; each run creates and drops its own.
-    #[arg(
-        long,
-        env = "TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
-    postgres_url: String,
-    /// A MySQL/MariaDB database to connect through; each run creates and drops its own.
-    #[arg(
-        long,
-        env = "TEST_MYSQL_URL",
-        default_value = "mysql://root@127.0.0.1:3306/test"
-    )]
-    mysql_url: String,
+    #[command(flatten)]
+    servers: crate::Servers,
 }
 
 /// The share of the limit the extractor uses by default (its safety ceiling).
@@ -179,8 +167,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 fn server_url(args: &Args, backend: &str, dir: &std::path::Path) -> anyhow::Result<DatabaseUrl> {
     let url = match backend {
         "sqlite" => format!("sqlite://{}", dir.join("server.db").display()),
-        "postgres" => args.postgres_url.clone(),
-        _ => args.mysql_url.clone(),
+        "postgres" => args.servers.postgres_url.clone(),
+        _ => args.servers.mysql_url.clone(),
     };
     Ok(url.parse()?)
 }
