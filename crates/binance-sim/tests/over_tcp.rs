@@ -108,9 +108,11 @@ async fn serves_klines_and_shuts_down() {
     );
 
     assert_eq!(sim.stats().rows_served, 100);
-    let addr = sim.addr();
-    sim.shutdown().await;
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    // Shutting down completes (open connections drained). Whether the port then refuses
+    // connections is not asserted: tests running beside this one may be handed the freed port.
+    tokio::time::timeout(std::time::Duration::from_secs(15), sim.shutdown())
+        .await
+        .expect("the simulator shuts down");
 }
 
 #[tokio::test]
